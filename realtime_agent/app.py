@@ -1,0 +1,101 @@
+"""``create_app(settings)``: the Starlette app whose lifespan builds every component once."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypedDict
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Route, WebSocketRoute
+
+from .auth import TokenSigner
+from .channels.memory import MemoryChannels
+from .config import Settings
+from .llm.base import LLM
+from .llm.demo import DemoLLM
+from .runtime import Agent, AgentConfig
+from .sessions import SessionService
+from .store.sqlite import SQLiteStore
+from .tools.builtins import BUILTIN_TOOLS
+from .tools.registry import ToolRegistry
+from .web import http
+from .web.components import Components
+from .web.ws import SessionSocket
+
+log = logging.getLogger(__name__)
+
+
+class State(TypedDict):
+    components: Components
+
+
+def _signer(settings: Settings) -> TokenSigner:
+    if settings.secret is None:
+        log.warning("RA_SECRET is not set: tokens are signed with a random key "
+                    "and will not survive a restart")
+        return TokenSigner(secrets.token_bytes(32), settings.token_ttl_seconds)
+    return TokenSigner(settings.secret.get_secret_value().encode(), settings.token_ttl_seconds)
+
+
+async def _llm(settings: Settings, stack: AsyncExitStack) -> LLM:
+    if settings.anthropic_api_key is None:
+        log.info("ANTHROPIC_API_KEY is not set: using the offline demo model")
+        return DemoLLM(settings.demo_chunk_delay)
+    from anthropic import AsyncAnthropic
+
+    from .llm.anthropic import AnthropicLLM
+
+    client = await stack.enter_async_context(
+        AsyncAnthropic(api_key=settings.anthropic_api_key.get_secret_value())
+    )
+    return AnthropicLLM(client, model=settings.model, max_tokens=settings.max_tokens)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The whole server as an ASGI app; nothing is built until its lifespan starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(SQLiteStore(settings.database_url))
+            channels = await stack.enter_async_context(MemoryChannels(
+                store.reserve_seq,
+                min_events=settings.history_events,
+                min_seconds=settings.history_seconds,
+                max_events=settings.history_max_events,
+            ))
+            llm = await _llm(settings, stack)
+            tools = ToolRegistry(BUILTIN_TOOLS)
+            agent = Agent(llm, tools, AgentConfig(
+                system=settings.system_prompt,
+                max_iterations=settings.max_iterations,
+                llm_timeout=settings.llm_timeout_seconds,
+                tool_timeout=settings.tool_timeout_seconds,
+                max_event_bytes=settings.max_event_bytes,
+            ))
+            sessions = await stack.enter_async_context(SessionService(store, channels, agent))
+            yield {"components": Components(settings, _signer(settings), sessions, tools,
+                                            llm.name)}
+
+    routes = [
+        Route("/agent/sessions", http.create_session, methods=["POST"]),
+        Route("/agent/chat", http.chat, methods=["POST"]),
+        Route("/agent/session/{session_id}", http.get_session, methods=["GET"]),
+        Route("/agent/session/{session_id}", http.delete_session, methods=["DELETE"]),
+        Route("/agent/tools", http.list_tools, methods=["GET"]),
+        Route("/agent/protocol.schema.json", http.protocol_schema, methods=["GET"]),
+        Route("/openapi.json", http.openapi, methods=["GET"], include_in_schema=False),
+        Route("/healthz", http.healthz, methods=["GET"]),
+        Route("/readyz", http.readyz, methods=["GET"]),
+        WebSocketRoute("/agent/ws/{session_id}", SessionSocket()),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http.http_error},
+    )

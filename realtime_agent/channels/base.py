@@ -1,0 +1,73 @@
+"""The channel layer contract: one small Protocol, two backends.
+
+A backend numbers a session's events (``seq``), keeps a bounded recent history
+for resume, and hands every event to each local subscriber of the session.
+Delivery never awaits a socket: :meth:`Subscriber.deliver` only queues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+#: Reserve a block of ``n`` seq numbers for a session; returns the last seq that
+#: may already have been used (the new block is ``start + 1 .. start + n``).
+SeqReserver = Callable[[str, int], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One encoded server frame. ``seq == 0`` marks a transient frame (presence)."""
+
+    seq: int
+    type: str
+    text: str
+    at: float = 0.0
+
+
+class Subscriber(Protocol):
+    """A local socket of a session, as the channel layer sees it."""
+
+    def deliver(self, event: Event) -> None:
+        """Queue ``event`` for sending. Must not block or raise."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the socket to close with ``code`` (e.g. the session was deleted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What a joining socket learns, atomically with its registration.
+
+    ``replay`` holds every event after the requested ``after`` in order, or is
+    ``None`` when they are not all available any more (send a snapshot instead).
+    Live events with ``seq > last_seq`` reach the subscriber afterwards.
+    """
+
+    last_seq: int
+    replay: list[Event] | None
+    viewers: int
+
+
+class ChannelLayer(Protocol):
+    """Numbering, history and fan-out of session events."""
+
+    async def emit(self, session_id: str, frame: dict[str, Any]) -> Event:
+        """Give ``frame`` the next ``seq`` and ``ts``, keep it in history, deliver it."""
+
+    async def join(self, session_id: str, sub: Subscriber, after: int | None) -> Joined:
+        """Register ``sub`` and answer what it missed since ``after``."""
+
+    async def leave(self, session_id: str, sub: Subscriber) -> None:
+        """Unregister ``sub``; is idempotent."""
+
+    async def close_session(self, session_id: str, code: int, reason: str) -> None:
+        """Close every socket of the session, on every process."""
+
+    def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
+        """Serialise transcript changes with snapshots (held for milliseconds)."""
+
+    def viewers(self, session_id: str) -> int:
+        """Open sockets of the session."""

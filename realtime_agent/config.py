@@ -1,0 +1,79 @@
+"""Settings, read from the environment (all optional).
+
+``DATABASE_URL``, ``REDIS_URL`` and ``ANTHROPIC_API_KEY`` keep their common
+names; everything of our own is prefixed ``RA_``. With no environment at all
+the server runs on embedded defaults: a SQLite file in the working directory,
+in-process channels and the offline demo model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import field_validator
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RA_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        "sqlite:///realtime-agent.db",
+        validation_alias="DATABASE_URL",
+        description="sqlite:///path.db (embedded) or postgresql://... (distributed)",
+    )
+    redis_url: str | None = Field(
+        None, validation_alias="REDIS_URL", description="unset: in-process channels"
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias="ANTHROPIC_API_KEY", description="unset: the offline demo model"
+    )
+    model: str = Field(DEFAULT_MODEL, description="Claude model for the Anthropic provider")
+    max_tokens: int = Field(4096, ge=1, description="max_tokens of each model call")
+    system_prompt: str = Field(
+        "You are a helpful assistant in a live chat session.",
+        description="system prompt sent with every model call",
+    )
+
+    secret: SecretStr | None = Field(
+        None, description="token signing key; unset: random per start (tokens die with it)"
+    )
+    api_key: SecretStr | None = Field(None, description="when set, creating sessions needs it")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated browser origins allowed on the websocket; "
+        "empty: same host only",
+    )
+    token_ttl_seconds: int = Field(86_400, ge=1, description="lifetime of session tokens")
+
+    max_iterations: int = Field(5, ge=1, description="model calls per run before it stops")
+    tool_timeout_seconds: float = Field(30.0, gt=0, description="per tool call")
+    llm_timeout_seconds: float = Field(300.0, gt=0, description="per model call")
+
+    max_frame_bytes: int = Field(1 << 20, ge=1024, description="one client frame; past: 1009")
+    max_content_chars: int = Field(100_000, ge=1, description="message content; past: too_long")
+    max_event_bytes: int = Field(64 * 1024, ge=1024, description="one server event")
+    send_queue_bytes: int = Field(
+        1 << 20, ge=1024, description="per-socket send queue; past: close 1013"
+    )
+    history_events: int = Field(1000, ge=1, description="resume history kept, at least")
+    history_seconds: float = Field(120.0, gt=0, description="resume history kept, at least")
+    history_max_events: int = Field(
+        20_000, ge=1, description="hard cap on resume history per session (memory bound)"
+    )
+    ws_per_message_deflate: bool = Field(
+        False, description="accept permessage-deflate (2.4x memory per socket)"
+    )
+    demo_chunk_delay: float = Field(
+        0.02, ge=0, description="seconds between the demo model's chunks"
+    )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value

@@ -1,0 +1,1 @@
+"""Model providers: a small Protocol, the Anthropic SDK, and the offline demo."""

@@ -1,0 +1,291 @@
+"""The session service: the one door to the store and the channel layer.
+
+Every change of durable session state is written to the store and then
+announced as an event, both under the session's channel lock, so a snapshot
+taken under the same lock always agrees with its ``last_seq``. Runs are
+owned here: one drain task per busy session takes queued messages in turn
+and runs each through the :class:`~realtime_agent.runtime.Agent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from .channels.base import ChannelLayer, Joined, Subscriber
+from .models import (
+    AutonomyLevel,
+    Message,
+    Session,
+    SessionStatus,
+    new_message_id,
+    new_session_id,
+)
+from .protocol import CloseCode, ErrorCode, FrameError, OnBusy, RunErrorCode
+from .runtime import Agent, TurnState, answer_unanswered, finish_interrupted
+from .store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """What a joining socket is told first: the session, and a replay or a snapshot."""
+
+    session: Session
+    joined: Joined
+    snapshot: list[Message] | None
+
+
+@dataclass(slots=True)
+class _Drain:
+    """The task running a session's queued messages one turn at a time."""
+
+    task: asyncio.Task[None] | None = None
+    run: _Run | None = None
+    more: bool = False  # a message arrived while the drain looked for the next one
+    deleted: bool = False
+
+
+class SessionService:
+    """Create, read, archive sessions; accept messages; own their runs."""
+
+    def __init__(self, store: Store, channels: ChannelLayer, agent: Agent) -> None:
+        self.store = store
+        self.channels = channels
+        self.agent = agent
+        self._drains: dict[str, _Drain] = {}
+
+    async def __aenter__(self) -> SessionService:
+        await self._recover()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Interrupt every run (partial text kept) and wait for them to end."""
+        drains = [d.task for d in self._drains.values() if d.task is not None]
+        for task in drains:
+            task.cancel()
+        await asyncio.gather(*drains, return_exceptions=True)
+
+    async def _recover(self) -> None:
+        """Close runs a crash left open and start the queues left waiting."""
+        for sid in await self.store.sessions_needing_attention():
+            session = await self.store.get_session(sid)
+            if session is None:
+                continue
+            if session.status.running:
+                async with self.channels.lock(sid):
+                    await self._emit(sid, {"type": "error", "code": RunErrorCode.RUN_LOST.value,
+                                           "message": "the server stopped during this run"})
+                    await self._status(sid, SessionStatus.ERROR, session.status)
+            self._ensure_drain(sid)
+
+    # --- reads and lifecycle ---------------------------------------------------
+
+    async def create(self, character_id: int, autonomy: AutonomyLevel) -> Session:
+        session = Session(id=new_session_id(), character_id=character_id, autonomy_level=autonomy)
+        await self.store.create_session(session)
+        return session
+
+    async def get(self, session_id: str) -> Session | None:
+        return await self.store.get_session(session_id)
+
+    async def transcript(self, session_id: str) -> list[Message]:
+        return await self.store.list_messages(session_id)
+
+    async def delete(self, session_id: str) -> bool:
+        """Archive the session, stop its run and close its sockets with 4404."""
+        if not await self.store.archive_session(session_id):
+            return False
+        drain = self._drains.pop(session_id, None)
+        if drain is not None and drain.task is not None:
+            drain.deleted = True
+            drain.task.cancel()
+            await asyncio.gather(drain.task, return_exceptions=True)
+        await self.channels.close_session(session_id, CloseCode.SESSION_DELETED, "session deleted")
+        return True
+
+    async def join(self, session_id: str, sub: Subscriber, after: int | None) -> Welcome | None:
+        """Register a socket; ``None`` if the session is gone."""
+        async with self.channels.lock(session_id):
+            session = await self.store.get_session(session_id)
+            if session is None:
+                return None
+            joined = await self.channels.join(session_id, sub, after)
+            snapshot = None
+            if joined.replay is None:
+                snapshot = await self.store.list_messages(session_id)
+        return Welcome(session, joined, snapshot)
+
+    async def leave(self, session_id: str, sub: Subscriber) -> None:
+        await self.channels.leave(session_id, sub)
+
+    # --- messages and runs ------------------------------------------------------
+
+    def busy(self, session_id: str) -> bool:
+        return session_id in self._drains
+
+    async def submit(
+        self, session_id: str, content: str, client_id: str, on_busy: OnBusy = "queue"
+    ) -> tuple[Message, bool]:
+        """Store a user message, echo it, and run it now or after the current run.
+
+        Returns the stored message and whether it is new (a repeated
+        ``client_id`` is stored and run once). Raises :class:`FrameError`
+        ``busy`` for ``on_busy="reject"`` during a run (nothing stored).
+        """
+        busy = self.busy(session_id)
+        if busy and on_busy == "reject":
+            raise FrameError(ErrorCode.BUSY, "a run is in progress and on_busy is 'reject'")
+        message = Message(
+            id=new_message_id(), session_id=session_id, role="user", content=content,
+            client_id=client_id, priority=1 if busy and on_busy == "interrupt" else 0,
+        )
+        async with self.channels.lock(session_id):
+            stored, created = await self.store.append_message(message)
+            if created:
+                await self._emit(session_id, {"type": "message", "message": stored.to_wire()})
+                if busy and on_busy != "interrupt":
+                    waiting = await self.store.pending(session_id)
+                    position = next(i for i, m in enumerate(waiting, 1) if m.id == stored.id)
+                    await self._emit(session_id, {"type": "queued", "client_id": client_id,
+                                                  "position": position})
+        if created:
+            if busy and on_busy == "interrupt":
+                self.interrupt(session_id)
+            self._ensure_drain(session_id)
+        return stored, created
+
+    def interrupt(self, session_id: str) -> bool:
+        """Cancel the run in progress; queued messages stay queued. ``False`` if none ran."""
+        drain = self._drains.get(session_id)
+        if drain is None or drain.run is None or drain.run.task is None:
+            return False
+        return drain.run.task.cancel()
+
+    def _ensure_drain(self, session_id: str) -> None:
+        drain = self._drains.get(session_id)
+        if drain is not None:
+            drain.more = True
+            return
+        drain = self._drains[session_id] = _Drain()
+        drain.task = asyncio.create_task(self._drain(session_id, drain), name=f"drain {session_id}")
+
+    async def _drain(self, session_id: str, drain: _Drain) -> None:
+        first = True
+        try:
+            while True:
+                drain.more = False
+                message = await self.store.take_next(session_id)
+                if message is None:
+                    if drain.more:
+                        continue
+                    return
+                assert message.turn is not None
+                session = await self.store.get_session(session_id)
+                if session is None:
+                    return
+                run = drain.run = _Run(self, session_id, message.turn, session.status)
+                queued = not first and message.priority == 0
+                first = False
+                await self._run(drain, run, queued)
+        finally:
+            if self._drains.get(session_id) is drain:
+                del self._drains[session_id]
+
+    async def _run(self, drain: _Drain, run: _Run, queued: bool) -> None:
+        task = run.task = asyncio.create_task(self.agent.run_turn(run, run.state, queued=queued))
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:  # shutdown or delete: interrupt the turn, then stop
+            task.cancel()
+            await asyncio.wait([task])
+            if not drain.deleted:
+                await asyncio.shield(self._finish(run, task))
+            raise
+        await self._finish(run, task)
+
+    async def _finish(self, run: _Run, task: asyncio.Task[None]) -> None:
+        """Store what a turn left when it was interrupted or crashed."""
+        if run.inflight:
+            await asyncio.wait(run.inflight)
+        if task.cancelled():
+            await finish_interrupted(run, run.state)
+        elif (exc := task.exception()) is not None:
+            log.error("run of %s crashed", run.session_id, exc_info=exc)
+            await answer_unanswered(run, run.state, "not run: the server failed during this run")
+            await run.fail(RunErrorCode.INTERNAL, "the server failed during this run")
+            await run.set_status(SessionStatus.ERROR)
+
+    # --- event helpers (callers hold the session lock) ---------------------------
+
+    async def _emit(self, session_id: str, frame: dict[str, Any]) -> None:
+        await self.channels.emit(session_id, frame)
+
+    async def _status(
+        self, session_id: str, status: SessionStatus, previous: SessionStatus
+    ) -> None:
+        await self.store.set_status(session_id, status)
+        await self._emit(session_id, {"type": "status", "status": status.value,
+                                      "previous": previous.value})
+
+
+@dataclass(eq=False)
+class _Run:
+    """One turn in progress; the :class:`~realtime_agent.runtime.TurnIO` of the agent."""
+
+    service: SessionService
+    session_id: str
+    turn: int
+    status: SessionStatus
+    state: TurnState = field(default_factory=TurnState)
+    task: asyncio.Task[None] | None = None
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def _complete(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        """Run a durable write to its end even if the turn is interrupted meanwhile."""
+        task = asyncio.ensure_future(coro)
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+        return asyncio.shield(task)
+
+    async def set_status(self, status: SessionStatus) -> None:
+        if status == self.status:
+            return
+        previous, self.status = self.status, status
+        await self._complete(self._locked(self.service._status(self.session_id, status, previous)))
+
+    async def emit(self, frame: dict[str, Any]) -> None:
+        await self.service.channels.emit(self.session_id, frame)
+
+    async def add_message(self, message: Message, *, result: bool = False) -> None:
+        await self._complete(self._locked(self._add(message, result)))
+
+    async def _add(self, message: Message, result: bool) -> None:
+        stored, _ = await self.service.store.append_message(message)
+        if result:
+            await self.service._emit(self.session_id, {
+                "type": "tool_result", "call_id": stored.call_id, "output": stored.content,
+                "is_error": bool(stored.is_error),
+            })
+        await self.service._emit(self.session_id, {"type": "message", "message": stored.to_wire()})
+
+    async def fail(self, code: RunErrorCode, text: str) -> None:
+        await self.emit({"type": "error", "code": code.value, "message": text})
+
+    async def conversation(self) -> list[Message]:
+        return await self.service.store.conversation(self.session_id)
+
+    async def context(self) -> dict[str, Any]:
+        session = await self.service.store.get_session(self.session_id)
+        return session.context if session is not None else {}
+
+    async def save_context(self, context: dict[str, Any]) -> None:
+        await self._complete(self.service.store.set_context(self.session_id, context))
+
+    async def _locked(self, coro: Coroutine[Any, Any, None]) -> None:
+        async with self.service.channels.lock(self.session_id):
+            await coro

@@ -1,0 +1,1 @@
+"""The durable transcript: sessions and messages."""

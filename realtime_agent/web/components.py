@@ -1,0 +1,19 @@
+"""The components the lifespan builds, as handlers see them (``request.state.components``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..auth import TokenSigner
+from ..config import Settings
+from ..sessions import SessionService
+from ..tools.registry import ToolRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    settings: Settings
+    signer: TokenSigner
+    sessions: SessionService
+    tools: ToolRegistry
+    model_name: str

@@ -1,0 +1,238 @@
+"""REST routes: sessions, the seed's chat call, health, and the published schemas.
+
+Every error answers JSON ``{"error": ...}`` with a 4xx status; bodies are
+validated by the pydantic models of ``protocol.py``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.schemas import SchemaGenerator
+
+from ..auth import Claims, api_key_matches, bearer
+from ..models import AutonomyLevel, Session
+from ..protocol import ChatBody, CreateSessionBody, json_schema
+from .components import Components
+
+M = TypeVar("M", bound=BaseModel)
+schemas = SchemaGenerator(
+    {"openapi": "3.0.0", "info": {"title": "realtime-agent", "version": "1"}}
+)
+
+
+def _components(request: Request) -> Components:
+    c: Components = request.state.components
+    return c
+
+
+async def _body(request: Request, model: type[M]) -> M:
+    limit = _components(request).settings.max_frame_bytes
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise HTTPException(413, f"body over {limit} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise HTTPException(413, f"body over {limit} bytes")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise HTTPException(400, "body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise HTTPException(422, f"{where}: {first['msg']}") from None
+
+
+def _may_create(request: Request) -> None:
+    key = _components(request).settings.api_key
+    if key is not None and not api_key_matches(
+        key.get_secret_value(), bearer(request.headers.get("authorization"))
+    ):
+        raise HTTPException(401, "creating sessions needs the API key (Authorization: Bearer)")
+
+
+def _authorize(request: Request, session_id: str, *, owner: bool) -> Claims | None:
+    """The caller's claims on the session; ``None`` means the API key. Raises 401/403."""
+    c = _components(request)
+    token = bearer(request.headers.get("authorization"))
+    key = c.settings.api_key
+    if key is not None and api_key_matches(key.get_secret_value(), token):
+        return None
+    claims = c.signer.verify(token, session_id)
+    if claims is None:
+        raise HTTPException(401, "a valid token for this session is required")
+    if owner and claims.role != "owner":
+        raise HTTPException(403, "only the session's owner may do this")
+    return claims
+
+
+def _tokens(request: Request, session: Session) -> dict[str, Any]:
+    c = _components(request)
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return {
+        "owner_token": c.signer.issue(session.id, "owner"),
+        "viewer_token": c.signer.issue(session.id, "viewer"),
+        "ws_url": f"{scheme}://{request.url.netloc}/agent/ws/{session.id}",
+    }
+
+
+async def create_session(request: Request) -> JSONResponse:
+    """
+    summary: Create a session
+    description: Body {"character_id", "autonomy_level"?}. Answers the owner and viewer tokens.
+    responses:
+      201: {description: "session_id, status, owner_token, viewer_token, ws_url"}
+      401: {description: API key required}
+      422: {description: invalid body}
+    """
+    _may_create(request)
+    body = await _body(request, CreateSessionBody)
+    c = _components(request)
+    session = await c.sessions.create(body.character_id, AutonomyLevel(body.autonomy_level))
+    out = {"session_id": session.id, "status": session.status.value} | _tokens(request, session)
+    return JSONResponse(out, status_code=201)
+
+
+async def chat(request: Request) -> JSONResponse:
+    """
+    summary: Send a message (the seed's call)
+    description: >
+      Body {"message", "session_id" or null, "character_id"}. Creates the session when
+      session_id is null, appends the user message and starts the run in the background;
+      the run streams to the session's websocket.
+    responses:
+      200: {description: "session_id, status (and tokens when created)"}
+      401: {description: token or API key required}
+      404: {description: unknown session}
+    """
+    body = await _body(request, ChatBody)
+    c = _components(request)
+    if len(body.message) > c.settings.max_content_chars:
+        raise HTTPException(413, f"message over {c.settings.max_content_chars} characters")
+    out: dict[str, Any] = {}
+    if body.session_id is None:
+        _may_create(request)
+        if body.character_id is None:
+            raise HTTPException(422, "character_id: required to create a session")
+        session = await c.sessions.create(body.character_id, AutonomyLevel.RECOMMENDATIONS)
+        out |= _tokens(request, session)
+    else:
+        _authorize(request, body.session_id, owner=True)
+        found = await c.sessions.get(body.session_id)
+        if found is None:
+            raise HTTPException(404, "unknown session")
+        session = found
+    client_id = body.client_id or f"rest-{secrets.token_hex(8)}"
+    await c.sessions.submit(session.id, body.message, client_id)
+    current = await c.sessions.get(session.id)
+    status = (current or session).status.value
+    return JSONResponse({"session_id": session.id, "status": status} | out)
+
+
+async def get_session(request: Request) -> JSONResponse:
+    """
+    summary: Read a session and its transcript
+    responses:
+      200: {description: "id, character_id, autonomy_level, status, timestamps, context, messages"}
+      401: {description: token or API key required}
+      404: {description: unknown or deleted session}
+    """
+    session_id = request.path_params["session_id"]
+    _authorize(request, session_id, owner=False)
+    c = _components(request)
+    session = await c.sessions.get(session_id)
+    if session is None:
+        raise HTTPException(404, "unknown session")
+    messages = await c.sessions.transcript(session_id)
+    return JSONResponse({
+        "id": session.id,
+        "character_id": session.character_id,
+        "autonomy_level": int(session.autonomy_level),
+        "status": session.status.value,
+        "created_at": session.created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": session.updated_at.isoformat().replace("+00:00", "Z"),
+        "context": session.context,
+        "messages": [m.to_wire() for m in messages],
+    })
+
+
+async def delete_session(request: Request) -> JSONResponse:
+    """
+    summary: Delete (archive) a session
+    description: Kept in the database for audit, gone from every read path; its sockets close with 4404.
+    responses:
+      200: {description: "message, session_id"}
+      401: {description: token or API key required}
+      403: {description: not the owner}
+      404: {description: unknown or deleted session}
+    """
+    session_id = request.path_params["session_id"]
+    _authorize(request, session_id, owner=True)
+    if not await _components(request).sessions.delete(session_id):
+        raise HTTPException(404, "unknown session")
+    return JSONResponse({"message": "Session deleted", "session_id": session_id})
+
+
+async def list_tools(request: Request) -> JSONResponse:
+    """
+    summary: The tools the agent can call
+    responses:
+      200: {description: "tools: name, description, source, changes, input_schema"}
+    """
+    tools = _components(request).tools
+    return JSONResponse({"tools": [
+        {"name": t.name, "description": t.description, "source": t.source,
+         "changes": t.changes, "input_schema": t.input_schema}
+        for t in tools
+    ]})
+
+
+async def protocol_schema(request: Request) -> JSONResponse:
+    """
+    summary: JSON Schema of every websocket frame
+    responses:
+      200: {description: a JSON Schema}
+    """
+    return JSONResponse(json_schema())
+
+
+async def openapi(request: Request) -> Response:
+    return schemas.OpenAPIResponse(request)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """
+    summary: Liveness
+    responses:
+      200: {description: the process is alive}
+    """
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """
+    summary: Readiness (the store answers)
+    responses:
+      200: {description: ready}
+      503: {description: a dependency is down}
+    """
+    try:
+        await _components(request).sessions.store.ping()
+    except Exception as exc:  # readiness reports any failure of the dependency
+        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ready", "store": "ok"})
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)

@@ -1,0 +1,185 @@
+"""The websocket endpoint ``/agent/ws/{session_id}``: handshake, reader, writer.
+
+Each connection runs its reader (this coroutine) and its writer
+(:class:`SocketSender`) in one task group. Bad frames get a connection
+``error`` and change nothing; an unexpected exception is caught here, once,
+logged, and the socket closed with 1011.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ..auth import Claims, origin_allowed
+from ..protocol import (
+    OWNER_ONLY,
+    PROTOCOL_VERSION,
+    SUBPROTOCOL,
+    ApproveFrame,
+    ClientFrame,
+    CloseCode,
+    ErrorCode,
+    FrameError,
+    InterruptFrame,
+    MessageFrame,
+    PingFrame,
+    RejectFrame,
+    encode,
+    parse_client_frame,
+)
+from ..sessions import Welcome
+from .components import Components
+from .sender import SocketClosed, SocketSender
+
+log = logging.getLogger(__name__)
+
+
+def _deny(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"error": detail}, status_code=status)
+
+
+def _token(ws: WebSocket) -> tuple[str | None, str | None]:
+    """The token (query ``token`` or subprotocol ``bearer.<token>``) and the subprotocol to echo."""
+    offered: list[str] = ws.scope.get("subprotocols") or []
+    chosen = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    token = ws.query_params.get("token")
+    for proto in offered:
+        if proto.startswith("bearer."):
+            token = token or proto.removeprefix("bearer.")
+    return token, chosen
+
+
+def _after(ws: WebSocket) -> int | None:
+    raw = ws.query_params.get("after")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValueError("after must be a non-negative integer")
+    return int(raw)
+
+
+class SessionSocket:
+    """The ASGI app of the session websocket (an app, not a function endpoint,
+    so the writer sends on the raw ASGI ``send`` without Starlette's per-frame checks)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _session_socket(scope, receive, send)
+
+
+async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
+    ws = WebSocket(scope, receive, send)
+    c: Components = ws.state.components
+    session_id: str = ws.path_params["session_id"]
+    token, subprotocol = _token(ws)
+    claims = c.signer.verify(token, session_id)
+    if claims is None:
+        return await ws.send_denial_response(_deny(403, "bad or missing token"))
+    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"),
+                          c.settings.allowed_origins):
+        return await ws.send_denial_response(_deny(403, "origin not allowed"))
+    try:
+        after = _after(ws)
+    except ValueError as exc:
+        return await ws.send_denial_response(_deny(400, str(exc)))
+    if await c.sessions.get(session_id) is None:
+        return await ws.send_denial_response(_deny(404, "unknown session"))
+    await ws.accept(subprotocol=subprotocol)
+    await Connection(c, ws, send, claims).serve(after)
+
+
+class Connection:
+    """One accepted socket of a session."""
+
+    def __init__(self, c: Components, ws: WebSocket, send: Send, claims: Claims) -> None:
+        self.c = c
+        self.ws = ws
+        self.claims = claims
+        self.session_id = claims.session_id
+        self.sender = SocketSender(send, c.settings.send_queue_bytes)
+
+    async def serve(self, after: int | None) -> None:
+        sender = self.sender
+        try:
+            async with asyncio.TaskGroup() as tg:
+                writer = tg.create_task(sender.run())
+                welcome = await self.c.sessions.join(self.session_id, sender, after)
+                if welcome is None:
+                    sender.close(CloseCode.SESSION_DELETED, "session deleted")
+                else:
+                    self._greet(welcome, after)
+                    await self._read()
+                    writer.cancel()
+        except* SocketClosed:
+            pass
+        except* Exception as group:  # the one broad catch of a connection: log and close 1011
+            log.error("websocket %s failed", self.session_id, exc_info=group.exceptions[0])
+            try:
+                await self.ws.close(CloseCode.INTERNAL_ERROR, "internal error")
+            except Exception:  # the socket may be gone already; nothing more to tell it
+                pass
+        finally:
+            await asyncio.shield(self.c.sessions.leave(self.session_id, sender))
+
+    def _greet(self, welcome: Welcome, after: int | None) -> None:
+        session, joined = welcome.session, welcome.joined
+        resumed = welcome.snapshot is None
+        self.sender.send(encode({
+            "type": "hello", "protocol": PROTOCOL_VERSION, "session_id": self.session_id,
+            "role": self.claims.role, "status": session.status.value,
+            "last_seq": joined.last_seq, "resumed": resumed and after is not None,
+            "viewers": joined.viewers, "pending_approval": None,
+        }))
+        if welcome.snapshot is not None:
+            self.sender.send(encode({
+                "type": "snapshot", "status": session.status.value, "last_seq": joined.last_seq,
+                "messages": [m.to_wire() for m in welcome.snapshot], "pending_approval": None,
+            }))
+        for event in joined.replay or ():
+            self.sender.send(event.text)
+        self.sender.go_live(joined.last_seq)
+
+    async def _read(self) -> None:
+        limit = self.c.settings.max_content_chars
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            try:
+                if text is None:
+                    raise FrameError(ErrorCode.BAD_FRAME, "binary frames are not accepted")
+                await self._handle(parse_client_frame(text, max_content_chars=limit))
+            except FrameError as exc:
+                self.sender.send(encode(exc.frame()))
+
+    async def _handle(self, frame: ClientFrame) -> None:
+        if frame.type in OWNER_ONLY and self.claims.role != "owner":
+            raise FrameError(ErrorCode.FORBIDDEN, f"a viewer cannot send {frame.type!r}", frame.id)
+        match frame:
+            case PingFrame():
+                pong: dict[str, Any] = {"type": "pong"}
+                if frame.id is not None:
+                    pong["id"] = frame.id
+                self.sender.send(encode(pong))
+            case MessageFrame():
+                try:
+                    await self.c.sessions.submit(
+                        self.session_id, frame.content, frame.client_id, frame.on_busy
+                    )
+                except FrameError as exc:
+                    exc.ref = frame.id
+                    raise
+            case InterruptFrame():
+                self.c.sessions.interrupt(self.session_id)
+            case ApproveFrame() | RejectFrame():
+                raise FrameError(
+                    ErrorCode.UNKNOWN_APPROVAL,
+                    f"no pending approval with id {frame.approval_id!r}",
+                    frame.id,
+                )

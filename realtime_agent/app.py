@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
@@ -50,7 +51,11 @@ async def _llm(settings: Settings, stack: AsyncExitStack) -> LLM:
     from .llm.anthropic import AnthropicLLM
 
     client = await stack.enter_async_context(
-        AsyncAnthropic(api_key=settings.anthropic_api_key.get_secret_value())
+        AsyncAnthropic(
+            api_key=settings.anthropic_api_key.get_secret_value(),
+            base_url=settings.anthropic_base_url,
+            max_retries=settings.llm_max_retries,
+        )
     )
     return AnthropicLLM(client, model=settings.model, max_tokens=settings.max_tokens)
 
@@ -98,4 +103,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http.http_error},
+    )
+
+
+def server_config(
+    app: Starlette, settings: Settings, *, host: str, port: int, log_level: str = "info"
+) -> uvicorn.Config:
+    """How uvicorn serves the app: the sans-I/O websocket implementation, our frame
+    limit (1009 past it), keep-alive pings, and permessage-deflate off unless asked for."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        timeout_graceful_shutdown=10,
     )

@@ -14,22 +14,13 @@ from .config import Settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
+    from .app import create_app, server_config
 
     settings = Settings()
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=settings.ws_per_message_deflate,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
-        timeout_graceful_shutdown=10,
-    )
+    app = create_app(settings)
+    uvicorn.Server(server_config(app, settings, host=args.host, port=args.port,
+                                 log_level=args.log_level)).run()
     return 0
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from pydantic import field_validator
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RA_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="RA_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     database_url: str = Field(
         "sqlite:///realtime-agent.db",
@@ -31,6 +32,10 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(
         None, validation_alias="ANTHROPIC_API_KEY", description="unset: the offline demo model"
     )
+    anthropic_base_url: str | None = Field(
+        None, validation_alias="ANTHROPIC_BASE_URL", description="unset: the SDK's default"
+    )
+    llm_max_retries: int = Field(2, ge=0, description="the SDK's retries of a failed call")
     model: str = Field(DEFAULT_MODEL, description="Claude model for the Anthropic provider")
     max_tokens: int = Field(4096, ge=1, description="max_tokens of each model call")
     system_prompt: str = Field(

@@ -89,7 +89,7 @@ class MemoryChannels:
         chan = await self._channel(session_id)
         chan.subscribers.add(sub)
         replay = None if after is None else chan.history.since(after, chan.last_seq)
-        self._presence(chan)
+        self._presence(chan, joining=sub)
         return Joined(chan.last_seq, replay, len(chan.subscribers))
 
     async def leave(self, session_id: str, sub: Subscriber) -> None:
@@ -114,10 +114,12 @@ class MemoryChannels:
         chan = self._channels.get(session_id)
         return len(chan.subscribers) if chan else 0
 
-    def _presence(self, chan: _Channel) -> None:
+    def _presence(self, chan: _Channel, joining: Subscriber | None = None) -> None:
+        """Tell every socket the new count (a joining one learns it from ``hello``)."""
         event = Event(0, "presence", encode({"type": "presence", "viewers": len(chan.subscribers)}))
         for sub in tuple(chan.subscribers):
-            sub.deliver(event)
+            if sub is not joining:
+                sub.deliver(event)
 
     def _sweep(self, now: float) -> None:
         """Forget channels nobody follows once their history window has passed."""

@@ -54,7 +54,10 @@ class DemoLLM:
         messages: Sequence[dict[str, Any]],
         tools: Sequence[ToolSpec],
     ) -> AsyncIterator[AsyncIterator[LLMEvent]]:
-        """Open one scripted model call; iterate the entered value for its events."""
+        """Open one scripted model call; iterate the entered value for its events.
+
+        The reply depends on ``messages`` and ``tools`` only; ``system`` is ignored.
+        """
         events = self._play(plan_reply(messages, tools))
         try:
             yield events
@@ -141,7 +144,7 @@ def _after_tools(messages: Sequence[dict[str, Any]], results: list[dict[str, Any
         elif name == "current_time":
             lines.append(f"The current time is {_plain(output)}.")
         elif name == "session_note":
-            lines.append(f"Done, I saved that note. ({_plain(output)})")
+            lines.append(f"Done, I saved that note: {_plain(output)}")
         else:
             lines.append(f"The `{name}` tool answered: {_plain(output)}")
     return f"{PREFIX} " + " ".join(lines)
@@ -150,8 +153,8 @@ def _after_tools(messages: Sequence[dict[str, Any]], results: list[dict[str, Any
 def _introduce(said: str, available: set[str]) -> str:
     echo = f'You said: "{_plain(said)}". ' if said.strip() else ""
     head = (
-        f"{PREFIX} Hello! {echo}I am the offline demo model, so I can't really "
-        "think about it: set an API key to talk to a real model."
+        f"{PREFIX} Hello! {echo}I am the offline demo model: my replies are scripted, "
+        "so set an API key to talk to a real model."
     )
     abilities = []
     if "current_time" in available:

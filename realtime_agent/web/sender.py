@@ -63,7 +63,7 @@ class SocketSender:
             return
         self._queue.append(text)
         self._queued += len(text)
-        if self._queued > self._limit:
+        if self._queued > self._limit and len(self._queue) > 1:  # one big frame alone may pass
             self.close(CloseCode.TRY_AGAIN_LATER, "client fell behind; reconnect with after")
             return
         self._wake.set()

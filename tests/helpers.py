@@ -1,0 +1,202 @@
+"""Test helpers: a server in this event loop on a real socket, and real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+import orjson
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from realtime_agent.app import create_app, server_config
+from realtime_agent.config import Settings
+
+TIMEOUT = 10.0
+Frame = dict[str, Any]
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    """Embedded settings on a SQLite file under ``tmp_path``; overrides by field name."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'ra.db'}",
+        "redis_url": None,
+        "anthropic_api_key": None,
+        "secret": "test-secret-0123456789abcdef",
+        "api_key": None,
+        "demo_chunk_delay": 0.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    return sock
+
+
+class RunningServer:
+    """The app served by uvicorn in this event loop, on a socket bound before start.
+
+    Clients may connect at once: the kernel queues them until uvicorn accepts.
+    ``restart()`` stops it and serves a new app on the same port.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        sock = listening_socket(self.port)
+        self.port = sock.getsockname()[1]
+        config = server_config(create_app(self.settings), self.settings,
+                               host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._server.capture_signals = _no_signals  # type: ignore[method-assign]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._server = self._task = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class _NoSignals:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _no_signals() -> _NoSignals:
+    return _NoSignals()
+
+
+class WSClient:
+    """A websocket client that keeps every frame it received."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.frames: list[Frame] = []
+
+    async def recv(self) -> Frame:
+        async with asyncio.timeout(TIMEOUT):
+            raw = await self.conn.recv()
+        frame: Frame = orjson.loads(raw)
+        self.frames.append(frame)
+        return frame
+
+    async def until(self, pred: Callable[[Frame], bool]) -> Frame:
+        """Receive until a frame matches ``pred``; return it."""
+        while True:
+            frame = await self.recv()
+            if pred(frame):
+                return frame
+
+    async def until_type(self, kind: str) -> Frame:
+        return await self.until(lambda f: f["type"] == kind)
+
+    async def until_status(self, *statuses: str) -> Frame:
+        return await self.until(lambda f: f["type"] == "status" and f["status"] in statuses)
+
+    async def until_idle(self) -> Frame:
+        """Until the run ends (any final status)."""
+        return await self.until_status(
+            "completed", "completed_with_errors", "error", "interrupted"
+        )
+
+    async def send(self, frame: Frame) -> None:
+        await self.conn.send(orjson.dumps(frame).decode())
+
+    async def message(self, content: str, client_id: str, **extra: Any) -> None:
+        await self.send({"type": "message", "content": content, "client_id": client_id, **extra})
+
+    def events(self) -> list[Frame]:
+        """Frames that belong to the session's history (they have a seq)."""
+        return [f for f in self.frames if "seq" in f]
+
+    async def closed(self) -> int | None:
+        """Wait for the server to close the socket; its close code."""
+        async with asyncio.timeout(TIMEOUT):
+            await self.conn.wait_closed()
+        return self.conn.close_code
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+class Api:
+    """REST calls and websocket connections against one server."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT)
+        self._sockets: list[WSClient] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in self._sockets:
+            await ws.close()
+        await self.http.aclose()
+
+    async def create(self, character_id: int = 7, **body: Any) -> dict[str, Any]:
+        response = await self.http.post(
+            "/agent/sessions", json={"character_id": character_id, **body}
+        )
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    def ws_url(self, session_id: str, token: str | None, after: int | None = None) -> str:
+        url = self.base_url.replace("http://", "ws://") + f"/agent/ws/{session_id}"
+        query = [f"token={token}"] if token is not None else []
+        if after is not None:
+            query.append(f"after={after}")
+        return url + ("?" + "&".join(query) if query else "")
+
+    async def connect(
+        self, session_id: str, token: str | None, after: int | None = None, **kw: Any
+    ) -> WSClient:
+        conn = await connect(self.ws_url(session_id, token, after), open_timeout=TIMEOUT, **kw)
+        client = WSClient(conn)
+        self._sockets.append(client)
+        return client
+
+    async def join(
+        self, created: dict[str, Any], role: str = "owner", after: int | None = None
+    ) -> WSClient:
+        """Connect and read ``hello`` (and the ``snapshot`` when not resumed)."""
+        client = await self.connect(created["session_id"], created[f"{role}_token"], after)
+        hello = await client.recv()
+        assert hello["type"] == "hello", hello
+        if not hello["resumed"]:
+            assert (await client.recv())["type"] == "snapshot"
+        return client

@@ -1,0 +1,444 @@
+"""AnthropicLLM over the real SDK, against the local Anthropic stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import anthropic
+import httpx2
+import pytest
+from anthropic.lib.streaming import (
+    ParsedContentBlockStopEvent,
+    ParsedMessageStopEvent,
+    ParsedMessageStreamEvent,
+    TextEvent,
+)
+from anthropic.types import (
+    ParsedMessage,
+    RawContentBlockDeltaEvent,
+    RawContentBlockStartEvent,
+    TextBlock,
+    ToolUseBlock,
+    Usage,
+)
+from anthropic.types import TextDelta as SDKTextDelta
+
+from realtime_agent.llm.anthropic import AnthropicLLM, map_event
+from realtime_agent.llm.base import LLM, Finished, LLMError, LLMEvent, TextDelta, ToolSpec, ToolUse
+from tests.standin_anthropic import (
+    AnthropicStandIn,
+    Drop,
+    Error,
+    Hang,
+    StreamError,
+    Text,
+    ToolCalls,
+    validate_request,
+)
+
+HI: list[dict[str, Any]] = [{"role": "user", "content": "hi"}]
+SEARCH = ToolSpec(
+    name="search",
+    description="Search the web.",
+    input_schema={"type": "object", "properties": {"query": {"type": "string"}}},
+)
+# Fails a test that would otherwise wait for the pytest timeout; not a synchronisation.
+GUARD = 10.0
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[AnthropicStandIn]:
+    async with AnthropicStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(standin: AnthropicStandIn) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(
+        api_key="test-key", base_url=standin.base_url, max_retries=0
+    ) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def llm(client: anthropic.AsyncAnthropic) -> AnthropicLLM:
+    return AnthropicLLM(client, model="claude-test", max_tokens=256)
+
+
+async def collect(
+    llm: LLM, messages: Sequence[dict[str, Any]] = HI, tools: Sequence[ToolSpec] = ()
+) -> list[LLMEvent]:
+    async with llm.stream(system="Be brief.", messages=messages, tools=tools) as events:
+        return [event async for event in events]
+
+
+# -- streaming through the SDK ----------------------------------------------
+
+
+async def test_text_streams_as_deltas_then_finished(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """Text chunks arrive as one TextDelta each, then Finished("end_turn")."""
+    standin.push(Text(["Hel", "lo, ", "world."]))
+    events = await collect(llm)
+    assert events == [
+        TextDelta("Hel"),
+        TextDelta("lo, "),
+        TextDelta("world."),
+        Finished("end_turn"),
+    ]
+
+
+async def test_one_tool_call(llm: AnthropicLLM, standin: AnthropicStandIn) -> None:
+    """A tool_use block becomes one ToolUse with its input parsed exactly."""
+    tool_input = {"query": "weather in Paris", "limit": 3, "exact": True}
+    standin.push(ToolCalls([("toolu_01", "search", tool_input)]))
+    events = await collect(llm, tools=[SEARCH])
+    assert events == [ToolUse("toolu_01", "search", tool_input), Finished("tool_use")]
+
+
+async def test_two_tool_calls_after_text(llm: AnthropicLLM, standin: AnthropicStandIn) -> None:
+    """Text, then two tool calls in order; an empty input is {}."""
+    nested = {"path": "/tmp/a b.txt", "lines": [1, 2, 3], "opts": {"utf8": "é✓", "n": None}}
+    standin.push(
+        ToolCalls([("toolu_a", "read", nested), ("toolu_b", "now", {})], text_chunks=["Let ", "me"])
+    )
+    events = await collect(llm)
+    assert events == [
+        TextDelta("Let "),
+        TextDelta("me"),
+        ToolUse("toolu_a", "read", nested),
+        ToolUse("toolu_b", "now", {}),
+        Finished("tool_use"),
+    ]
+
+
+async def test_two_step_conversation_sends_tool_use_and_result(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """The second request carries the assistant tool_use and the user tool_result."""
+    standin.push(ToolCalls([("toolu_1", "search", {"query": "x"})]), Text(["Found it."]))
+    first = await collect(llm, tools=[SEARCH])
+    call = first[0]
+    assert isinstance(call, ToolUse)
+    messages: list[dict[str, Any]] = [
+        *HI,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": call.input}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "42"}],
+        },
+    ]
+    second = await collect(llm, messages, tools=[SEARCH])
+    assert second == [TextDelta("Found it."), Finished("end_turn")]
+    assert standin.requests[1]["messages"] == messages
+
+
+async def test_unanswered_tool_use_is_an_llm_error(llm: AnthropicLLM) -> None:
+    """The API's 400 for a tool_use without tool_result surfaces as LLMError."""
+    messages: list[dict[str, Any]] = [
+        *HI,
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+        },
+        {"role": "user", "content": "and?"},
+    ]
+    with pytest.raises(LLMError, match="HTTP 400") as caught:
+        await collect(llm, messages)
+    assert "tool_use` ids were found without `tool_result` blocks immediately after: t1" in str(
+        caught.value
+    )
+    assert isinstance(caught.value.__cause__, anthropic.BadRequestError)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "cause"),
+    [
+        (500, "api_error", anthropic.InternalServerError),
+        (529, "overloaded_error", anthropic.OverloadedError),
+        (429, "rate_limit_error", anthropic.RateLimitError),
+    ],
+)
+async def test_http_errors_are_llm_errors(
+    llm: AnthropicLLM,
+    standin: AnthropicStandIn,
+    status: int,
+    error_type: str,
+    cause: type[anthropic.APIStatusError],
+) -> None:
+    """An HTTP error answer raises LLMError naming the status and the API's message."""
+    standin.push(Error(status, error_type, "Something is off."))
+    with pytest.raises(LLMError, match=f"HTTP {status}") as caught:
+        await collect(llm)
+    assert "Something is off." in str(caught.value)
+    assert "test-key" not in str(caught.value)
+    assert type(caught.value.__cause__) is cause
+
+
+async def test_error_event_mid_stream_is_an_llm_error(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """An SSE error event after some text raises LLMError once that text is out."""
+    standin.push(StreamError(["partial "]))
+    seen: list[LLMEvent] = []
+    with pytest.raises(LLMError, match=r"mid-stream, overloaded_error\): Overloaded"):
+        async with llm.stream(system="", messages=HI, tools=()) as events:
+            async for event in events:
+                seen.append(event)
+    assert seen == [TextDelta("partial ")]
+
+
+async def test_dropped_connection_is_an_llm_error(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """A connection cut mid-stream raises LLMError after the text received."""
+    standin.push(Drop(["Hello", " wor"]))
+    seen: list[LLMEvent] = []
+    with pytest.raises(LLMError, match="connection lost mid-stream") as caught:
+        async with llm.stream(system="", messages=HI, tools=()) as events:
+            async for event in events:
+                seen.append(event)
+    assert seen == [TextDelta("Hello"), TextDelta(" wor")]
+    assert isinstance(caught.value.__cause__, httpx2.RemoteProtocolError)
+
+
+async def test_unreachable_api_is_an_llm_error() -> None:
+    """A refused connection on open raises LLMError."""
+    async with AnthropicStandIn() as gone:
+        base_url = gone.base_url
+    async with anthropic.AsyncAnthropic(
+        api_key="test-key", base_url=base_url, max_retries=0
+    ) as sdk:
+        with pytest.raises(LLMError, match="connection failed") as caught:
+            await collect(AnthropicLLM(sdk, model="claude-test", max_tokens=8))
+    assert isinstance(caught.value.__cause__, anthropic.APIConnectionError)
+
+
+async def test_hang_is_cancelled_by_timeout_and_closed(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """A caller's asyncio.timeout ends a hanging stream, and the connection is closed."""
+    standin.push(Hang())
+    with pytest.raises(TimeoutError):
+        async with llm.stream(system="", messages=HI, tools=()) as events:
+            async with asyncio.timeout(0.2):
+                async for _ in events:
+                    pass
+    async with asyncio.timeout(GUARD):
+        await standin.wait_for_disconnects(1)
+
+
+async def test_leaving_early_closes_the_stream(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """Leaving the context before the stream ends closes the HTTP stream."""
+    standin.push(Text(["one", "two"], hold_after=1))
+    async with llm.stream(system="", messages=HI, tools=()) as events:
+        assert await anext(events) == TextDelta("one")
+    async with asyncio.timeout(GUARD):
+        await standin.wait_for_disconnects(1)
+
+
+async def test_request_carries_model_system_and_tools(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """The request sends model, max_tokens, system and each tool's name, description, schema."""
+    await collect(llm, tools=[SEARCH])
+    await collect(llm)
+    with_tools, without_tools = standin.requests
+    assert with_tools["model"] == "claude-test"
+    assert with_tools["max_tokens"] == 256
+    assert with_tools["system"] == "Be brief."
+    assert with_tools["stream"] is True
+    assert with_tools["messages"] == HI
+    assert with_tools["tools"] == [
+        {
+            "name": "search",
+            "description": "Search the web.",
+            "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}},
+        }
+    ]
+    assert "tools" not in without_tools
+
+
+# -- the pure mapping ---------------------------------------------------------
+
+
+def _message_stop(stop_reason: str | None) -> ParsedMessageStopEvent[None]:
+    message = ParsedMessage[None].model_validate(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-test",
+            "content": [],
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": Usage(input_tokens=1, output_tokens=2),
+        }
+    )
+    return ParsedMessageStopEvent[None](type="message_stop", message=message)
+
+
+def _block_stop(block: dict[str, Any] | ToolUseBlock) -> ParsedContentBlockStopEvent[None]:
+    return ParsedContentBlockStopEvent[None].model_validate(
+        {"type": "content_block_stop", "index": 0, "content_block": block}
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (TextEvent(type="text", text="Hi", snapshot="Oh. Hi"), TextDelta("Hi")),
+        (
+            _block_stop({"type": "tool_use", "id": "t1", "name": "f", "input": {"a": [1]}}),
+            ToolUse("t1", "f", {"a": [1]}),
+        ),
+        (
+            _block_stop({"type": "tool_use", "id": "t2", "name": "g", "input": {}}),
+            ToolUse("t2", "g", {}),
+        ),
+        (_message_stop("end_turn"), Finished("end_turn")),
+        (_message_stop("max_tokens"), Finished("max_tokens")),
+        (_block_stop({"type": "text", "text": "Oh. Hi"}), None),
+        (
+            RawContentBlockDeltaEvent(
+                type="content_block_delta",
+                index=0,
+                delta=SDKTextDelta(type="text_delta", text="Hi"),
+            ),
+            None,
+        ),
+        (
+            RawContentBlockStartEvent(
+                type="content_block_start", index=0, content_block=TextBlock(type="text", text="")
+            ),
+            None,
+        ),
+    ],
+)
+def test_map_event(event: ParsedMessageStreamEvent[None], expected: LLMEvent | None) -> None:
+    """Each SDK event maps to at most one of ours: text, finished tool call, stop."""
+    assert map_event(event) == expected
+
+
+def test_map_event_rejects_a_non_object_tool_input() -> None:
+    """A tool input that is not a JSON object raises LLMError."""
+    block = ToolUseBlock.model_construct(type="tool_use", id="t1", name="f", input=[1, 2])
+    with pytest.raises(LLMError, match="not a JSON object"):
+        map_event(_block_stop(block))
+
+
+# -- the stand-in itself ------------------------------------------------------
+
+
+async def test_standin_answers_pushed_replies_in_order_then_default(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """Replies are served first in, first out; then the default text."""
+    standin.push(Text(["first"]))
+    standin.push(Text(["second"]), ToolCalls([("t", "f", {})]))
+    assert (await collect(llm))[0] == TextDelta("first")
+    assert (await collect(llm))[0] == TextDelta("second")
+    assert (await collect(llm))[0] == ToolUse("t", "f", {})
+    assert await collect(llm) == [
+        TextDelta("Hello from "),
+        TextDelta("the stand-in."),
+        Finished("end_turn"),
+    ]
+
+
+async def test_standin_holds_a_stream_until_released(
+    llm: AnthropicLLM, standin: AnthropicStandIn
+) -> None:
+    """A held stream sends hold_after chunks, waits for release(), then completes."""
+    standin.push(Text(["a", "b", "c"], hold_after=1))
+    async with llm.stream(system="", messages=HI, tools=()) as events:
+        assert await anext(events) == TextDelta("a")
+        standin.release()
+        rest = [event async for event in events]
+    assert rest == [TextDelta("b"), TextDelta("c"), Finished("end_turn")]
+
+
+async def test_standin_wait_for_requests(llm: AnthropicLLM, standin: AnthropicStandIn) -> None:
+    """wait_for_requests returns once the n-th request has arrived, while it streams."""
+    standin.push(Text(["x"], hold_after=0), Text(["y"], hold_after=0))
+
+    async def consume() -> list[LLMEvent]:
+        return await collect(llm)
+
+    async with asyncio.TaskGroup() as tasks:
+        first = tasks.create_task(consume())
+        second = tasks.create_task(consume())
+        async with asyncio.timeout(GUARD):
+            requests = await standin.wait_for_requests(2)
+        assert len(requests) == 2
+        assert all(request["messages"] == HI for request in requests)
+        standin.release()
+    assert sorted([first.result()[0], second.result()[0]], key=repr) == [
+        TextDelta("x"),
+        TextDelta("y"),
+    ]
+
+
+async def test_standin_answers_non_streaming_requests(
+    client: anthropic.AsyncAnthropic, standin: AnthropicStandIn
+) -> None:
+    """A request without stream gets a whole JSON Message with the same content."""
+    standin.push(ToolCalls([("t1", "f", {"k": "v"})], text_chunks=["a", "b"]))
+    message = await client.messages.create(
+        model="claude-test", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert message.stop_reason == "tool_use"
+    assert [block.to_dict() for block in message.content] == [
+        {"type": "text", "text": "ab"},
+        {"type": "tool_use", "id": "t1", "name": "f", "input": {"k": "v"}},
+    ]
+    assert "stream" not in standin.requests[0]
+
+
+@pytest.mark.parametrize(
+    ("messages", "problem"),
+    [
+        ([{"role": "user", "content": "hi"}], None),
+        ([{"role": "assistant", "content": "hi"}], 'first message must use the "user" role'),
+        ([{"role": "user", "content": [{"type": "text", "text": ""}]}], "must be non-empty"),
+        (
+            [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+                },
+            ],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately "
+            "after: t1",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "t9", "content": "x"}],
+                }
+            ],
+            "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: t9",
+        ),
+    ],
+)
+def test_standin_validates_like_the_api(
+    messages: list[dict[str, Any]], problem: str | None
+) -> None:
+    """The stand-in rejects conversations the real API rejects, with its wording."""
+    result = validate_request({"messages": messages})
+    if problem is None:
+        assert result is None
+    else:
+        assert result is not None and problem in result

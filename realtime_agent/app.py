@@ -36,8 +36,10 @@ class State(TypedDict):
 
 def _signer(settings: Settings) -> TokenSigner:
     if settings.secret is None:
-        log.warning("RA_SECRET is not set: tokens are signed with a random key "
-                    "and will not survive a restart")
+        log.warning(
+            "RA_SECRET is not set: tokens are signed with a random key "
+            "and will not survive a restart"
+        )
         return TokenSigner(secrets.token_bytes(32), settings.token_ttl_seconds)
     return TokenSigner(settings.secret.get_secret_value().encode(), settings.token_ttl_seconds)
 
@@ -68,24 +70,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with AsyncExitStack() as stack:
             store = await stack.enter_async_context(SQLiteStore(settings.database_url))
-            channels = await stack.enter_async_context(MemoryChannels(
-                store.reserve_seq,
-                min_events=settings.history_events,
-                min_seconds=settings.history_seconds,
-                max_events=settings.history_max_events,
-            ))
+            channels = await stack.enter_async_context(
+                MemoryChannels(
+                    store.reserve_seq,
+                    min_events=settings.history_events,
+                    min_seconds=settings.history_seconds,
+                    max_events=settings.history_max_events,
+                )
+            )
             llm = await _llm(settings, stack)
             tools = ToolRegistry(BUILTIN_TOOLS)
-            agent = Agent(llm, tools, AgentConfig(
-                system=settings.system_prompt,
-                max_iterations=settings.max_iterations,
-                llm_timeout=settings.llm_timeout_seconds,
-                tool_timeout=settings.tool_timeout_seconds,
-                max_event_bytes=settings.max_event_bytes,
-            ))
+            agent = Agent(
+                llm,
+                tools,
+                AgentConfig(
+                    system=settings.system_prompt,
+                    max_iterations=settings.max_iterations,
+                    llm_timeout=settings.llm_timeout_seconds,
+                    tool_timeout=settings.tool_timeout_seconds,
+                    max_event_bytes=settings.max_event_bytes,
+                ),
+            )
             sessions = await stack.enter_async_context(SessionService(store, channels, agent))
-            yield {"components": Components(settings, _signer(settings), sessions, tools,
-                                            llm.name)}
+            yield {"components": Components(settings, _signer(settings), sessions, tools, llm.name)}
 
     routes = [
         Route("/agent/sessions", http.create_session, methods=["POST"]),

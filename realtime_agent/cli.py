@@ -19,8 +19,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
-    uvicorn.Server(server_config(app, settings, host=args.host, port=args.port,
-                                 log_level=args.log_level)).run()
+    uvicorn.Server(
+        server_config(app, settings, host=args.host, port=args.port, log_level=args.log_level)
+    ).run()
     return 0
 
 
@@ -39,13 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from the environment; see the README.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the server", description=(
-        "Run the server. With no environment it uses a SQLite file in the working directory, "
-        "in-process channels and the offline demo model."))
+    serve = sub.add_parser(
+        "serve",
+        help="run the server",
+        description=(
+            "Run the server. With no environment it uses a SQLite file in the working directory, "
+            "in-process channels and the offline demo model."
+        ),
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-    serve.add_argument("--log-level", default="info",
-                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     serve.set_defaults(func=_serve)
     schema = sub.add_parser("schema", help="print the JSON Schema of every protocol frame")
     schema.set_defaults(func=_schema)

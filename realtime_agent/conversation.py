@@ -78,8 +78,12 @@ def _answer(open_calls: list[str], blocks: list[dict[str, Any]]) -> list[dict[st
     results = {b["tool_use_id"]: b for b in blocks if b["type"] == "tool_result"}
     answered = [
         results.get(call_id)
-        or {"type": "tool_result", "tool_use_id": call_id, "content": INTERRUPTED_RESULT,
-            "is_error": True}
+        or {
+            "type": "tool_result",
+            "tool_use_id": call_id,
+            "content": INTERRUPTED_RESULT,
+            "is_error": True,
+        }
         for call_id in open_calls
     ]
     return answered + [b for b in blocks if b["type"] != "tool_result"]

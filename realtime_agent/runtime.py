@@ -97,14 +97,18 @@ class Agent:
             try:
                 calls = await self._call_model(io, state)
             except (LLMError, TimeoutError) as exc:
-                reason = str(exc) if isinstance(exc, LLMError) else "the model did not answer in time"
+                reason = (
+                    str(exc) if isinstance(exc, LLMError) else "the model did not answer in time"
+                )
                 await self._store_partial(io, state)
                 await io.fail(RunErrorCode.LLM_ERROR, f"The model call failed: {reason}")
                 await io.set_status(SessionStatus.ERROR)
                 return
             if not calls:
                 await io.set_status(
-                    SessionStatus.COMPLETED_WITH_ERRORS if state.tool_failed else SessionStatus.COMPLETED
+                    SessionStatus.COMPLETED_WITH_ERRORS
+                    if state.tool_failed
+                    else SessionStatus.COMPLETED
                 )
                 return
             if iteration == cfg.max_iterations:
@@ -112,13 +116,18 @@ class Agent:
             await io.set_status(SessionStatus.EXECUTING)
             for call in calls:
                 await self._run_tool(io, state, call)
-        await answer_unanswered(io, state, f"not run: the run reached its limit of {cfg.max_iterations} model calls")
+        await answer_unanswered(
+            io, state, f"not run: the run reached its limit of {cfg.max_iterations} model calls"
+        )
         text = (
             f"I stopped before finishing: this run reached its limit of {cfg.max_iterations} "
             "model calls. Send another message to let me continue."
         )
         await io.add_message(_assistant(io, new_message_id(), text, None))
-        await io.fail(RunErrorCode.MAX_ITERATIONS, f"the run reached its limit of {cfg.max_iterations} model calls")
+        await io.fail(
+            RunErrorCode.MAX_ITERATIONS,
+            f"the run reached its limit of {cfg.max_iterations} model calls",
+        )
         await io.set_status(SessionStatus.ERROR)
 
     async def _call_model(self, io: TurnIO, state: TurnState) -> list[ToolCall]:
@@ -138,7 +147,9 @@ class Agent:
                                 {"type": "delta", "message_id": state.message_id, "text": piece}
                             )
                     elif isinstance(event, ToolUse):
-                        calls.append({"call_id": event.id, "name": event.name, "input": event.input})
+                        calls.append(
+                            {"call_id": event.id, "name": event.name, "input": event.input}
+                        )
         text = state.take_text()
         if text or calls:
             state.unanswered = list(calls)
@@ -194,13 +205,23 @@ async def finish_interrupted(io: TurnIO, state: TurnState) -> None:
 
 def _assistant(io: TurnIO, message_id: str, text: str, calls: list[ToolCall] | None) -> Message:
     return Message(
-        id=message_id, session_id=io.session_id, role="assistant", content=text,
-        tool_calls=calls, turn=io.turn,
+        id=message_id,
+        session_id=io.session_id,
+        role="assistant",
+        content=text,
+        tool_calls=calls,
+        turn=io.turn,
     )
 
 
 def _tool_message(io: TurnIO, call: ToolCall, output: str, is_error: bool) -> Message:
     return Message(
-        id=new_message_id(), session_id=io.session_id, role="tool", content=output,
-        call_id=call["call_id"], name=call["name"], is_error=is_error, turn=io.turn,
+        id=new_message_id(),
+        session_id=io.session_id,
+        role="tool",
+        content=output,
+        call_id=call["call_id"],
+        name=call["name"],
+        is_error=is_error,
+        turn=io.turn,
     )

@@ -78,10 +78,16 @@ class SessionService:
                 continue
             if session.status.running:
                 async with self.channels.lock(sid):
-                    await self._emit(sid, {"type": "error", "code": RunErrorCode.RUN_LOST.value,
-                                           "message": "the server stopped during this run"})
+                    await self._emit(
+                        sid,
+                        {
+                            "type": "error",
+                            "code": RunErrorCode.RUN_LOST.value,
+                            "message": "the server stopped during this run",
+                        },
+                    )
                     await self._status(sid, SessionStatus.ERROR, session.status)
-            self._ensure_drain(sid)
+            self._ensure_drain(sid, from_queue=True)
 
     # --- reads and lifecycle ---------------------------------------------------
 
@@ -141,8 +147,12 @@ class SessionService:
         if busy and on_busy == "reject":
             raise FrameError(ErrorCode.BUSY, "a run is in progress and on_busy is 'reject'")
         message = Message(
-            id=new_message_id(), session_id=session_id, role="user", content=content,
-            client_id=client_id, priority=1 if busy and on_busy == "interrupt" else 0,
+            id=new_message_id(),
+            session_id=session_id,
+            role="user",
+            content=content,
+            client_id=client_id,
+            priority=1 if busy and on_busy == "interrupt" else 0,
         )
         async with self.channels.lock(session_id):
             stored, created = await self.store.append_message(message)
@@ -151,8 +161,9 @@ class SessionService:
                 if busy and on_busy != "interrupt":
                     waiting = await self.store.pending(session_id)
                     position = next(i for i, m in enumerate(waiting, 1) if m.id == stored.id)
-                    await self._emit(session_id, {"type": "queued", "client_id": client_id,
-                                                  "position": position})
+                    await self._emit(
+                        session_id, {"type": "queued", "client_id": client_id, "position": position}
+                    )
         if created:
             if busy and on_busy == "interrupt":
                 self.interrupt(session_id)
@@ -166,16 +177,17 @@ class SessionService:
             return False
         return drain.run.task.cancel()
 
-    def _ensure_drain(self, session_id: str) -> None:
+    def _ensure_drain(self, session_id: str, *, from_queue: bool = False) -> None:
         drain = self._drains.get(session_id)
         if drain is not None:
             drain.more = True
             return
         drain = self._drains[session_id] = _Drain()
-        drain.task = asyncio.create_task(self._drain(session_id, drain), name=f"drain {session_id}")
+        drain.task = asyncio.create_task(
+            self._drain(session_id, drain, first=not from_queue), name=f"drain {session_id}"
+        )
 
-    async def _drain(self, session_id: str, drain: _Drain) -> None:
-        first = True
+    async def _drain(self, session_id: str, drain: _Drain, *, first: bool) -> None:
         try:
             while True:
                 drain.more = False
@@ -229,8 +241,9 @@ class SessionService:
         self, session_id: str, status: SessionStatus, previous: SessionStatus
     ) -> None:
         await self.store.set_status(session_id, status)
-        await self._emit(session_id, {"type": "status", "status": status.value,
-                                      "previous": previous.value})
+        await self._emit(
+            session_id, {"type": "status", "status": status.value, "previous": previous.value}
+        )
 
 
 @dataclass(eq=False)
@@ -267,10 +280,15 @@ class _Run:
     async def _add(self, message: Message, result: bool) -> None:
         stored, _ = await self.service.store.append_message(message)
         if result:
-            await self.service._emit(self.session_id, {
-                "type": "tool_result", "call_id": stored.call_id, "output": stored.content,
-                "is_error": bool(stored.is_error),
-            })
+            await self.service._emit(
+                self.session_id,
+                {
+                    "type": "tool_result",
+                    "call_id": stored.call_id,
+                    "output": stored.content,
+                    "is_error": bool(stored.is_error),
+                },
+            )
         await self.service._emit(self.session_id, {"type": "message", "message": stored.to_wire()})
 
     async def fail(self, code: RunErrorCode, text: str) -> None:

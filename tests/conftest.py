@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
+from realtime_agent.config import Settings
 from tests.helpers import Api, RunningServer, settings_for
 from tests.standin_anthropic import AnthropicStandIn
-
-from realtime_agent.config import Settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

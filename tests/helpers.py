@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -62,10 +63,16 @@ class RunningServer:
     async def start(self) -> None:
         sock = listening_socket(self.port)
         self.port = sock.getsockname()[1]
-        config = server_config(create_app(self.settings), self.settings,
-                               host="127.0.0.1", port=self.port, log_level="warning")
+        config = server_config(
+            create_app(self.settings),
+            self.settings,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+        )
         self._server = uvicorn.Server(config)
-        self._server.capture_signals = _no_signals  # type: ignore[method-assign]
+        # The test process keeps its own signal handling (uvicorn would take SIGINT).
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
 
     async def stop(self) -> None:
@@ -84,18 +91,6 @@ class RunningServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-class _NoSignals:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _no_signals() -> _NoSignals:
-    return _NoSignals()
 
 
 class WSClient:
@@ -127,9 +122,7 @@ class WSClient:
 
     async def until_idle(self) -> Frame:
         """Until the run ends (any final status)."""
-        return await self.until_status(
-            "completed", "completed_with_errors", "error", "interrupted"
-        )
+        return await self.until_status("completed", "completed_with_errors", "error", "interrupted")
 
     async def send(self, frame: Frame) -> None:
         await self.conn.send(orjson.dumps(frame).decode())

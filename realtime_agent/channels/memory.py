@@ -41,9 +41,7 @@ class MemoryChannels:
         self._reserve = reserve
         self._history_args = (min_events, min_seconds, max_events)
         self._channels: dict[str, _Channel] = {}
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._next_sweep = 0.0
         self._seq_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()

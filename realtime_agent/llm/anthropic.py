@@ -72,6 +72,10 @@ def _api_errors() -> Iterator[None]:
         # The SDK wraps transport errors only while sending the request; a
         # connection lost or timed out mid-stream surfaces raw from httpx2.
         raise LLMError(f"Anthropic API connection lost mid-stream: {exc!r}") from exc
+    except ValueError as exc:
+        # The SDK's stream accumulator raises a plain ValueError when the
+        # model's streamed tool input is not valid JSON: a failed call too.
+        raise LLMError(f"Anthropic API sent an unreadable tool input: {exc}") from exc
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:

@@ -22,9 +22,7 @@ from ..protocol import ChatBody, CreateSessionBody, json_schema
 from .components import Components
 
 M = TypeVar("M", bound=BaseModel)
-schemas = SchemaGenerator(
-    {"openapi": "3.0.0", "info": {"title": "realtime-agent", "version": "1"}}
-)
+schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "realtime-agent", "version": "1"}})
 
 
 def _components(request: Request) -> Components:
@@ -154,22 +152,24 @@ async def get_session(request: Request) -> JSONResponse:
     if session is None:
         raise HTTPException(404, "unknown session")
     messages = await c.sessions.transcript(session_id)
-    return JSONResponse({
-        "id": session.id,
-        "character_id": session.character_id,
-        "autonomy_level": int(session.autonomy_level),
-        "status": session.status.value,
-        "created_at": session.created_at.isoformat().replace("+00:00", "Z"),
-        "updated_at": session.updated_at.isoformat().replace("+00:00", "Z"),
-        "context": session.context,
-        "messages": [m.to_wire() for m in messages],
-    })
+    return JSONResponse(
+        {
+            "id": session.id,
+            "character_id": session.character_id,
+            "autonomy_level": int(session.autonomy_level),
+            "status": session.status.value,
+            "created_at": session.created_at.isoformat().replace("+00:00", "Z"),
+            "updated_at": session.updated_at.isoformat().replace("+00:00", "Z"),
+            "context": session.context,
+            "messages": [m.to_wire() for m in messages],
+        }
+    )
 
 
 async def delete_session(request: Request) -> JSONResponse:
     """
     summary: Delete (archive) a session
-    description: Kept in the database for audit, gone from every read path; its sockets close with 4404.
+    description: Kept for audit, gone from every read path; its sockets close with 4404.
     responses:
       200: {description: "message, session_id"}
       401: {description: token or API key required}
@@ -190,11 +190,20 @@ async def list_tools(request: Request) -> JSONResponse:
       200: {description: "tools: name, description, source, changes, input_schema"}
     """
     tools = _components(request).tools
-    return JSONResponse({"tools": [
-        {"name": t.name, "description": t.description, "source": t.source,
-         "changes": t.changes, "input_schema": t.input_schema}
-        for t in tools
-    ]})
+    return JSONResponse(
+        {
+            "tools": [
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "source": t.source,
+                    "changes": t.changes,
+                    "input_schema": t.input_schema,
+                }
+                for t in tools
+            ]
+        }
+    )
 
 
 async def protocol_schema(request: Request) -> JSONResponse:

@@ -29,8 +29,17 @@ class SocketSender:
     sent is dropped, so a replay and live delivery never duplicate.
     """
 
-    __slots__ = ("_held", "_last_seq", "_limit", "_queue", "_queued", "_send", "_wake",
-                 "close_code", "close_reason")
+    __slots__ = (
+        "_held",
+        "_last_seq",
+        "_limit",
+        "_queue",
+        "_queued",
+        "_send",
+        "_wake",
+        "close_code",
+        "close_reason",
+    )
 
     def __init__(self, send: Send, limit: int) -> None:
         self._send = send
@@ -95,8 +104,13 @@ class SocketSender:
                     self._queued -= len(text)
                     await send({"type": "websocket.send", "text": text})
                 if self.close_code is not None:
-                    await send({"type": "websocket.close", "code": self.close_code,
-                                "reason": self.close_reason})
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": self.close_code,
+                            "reason": self.close_reason,
+                        }
+                    )
                     raise SocketClosed
         except OSError:  # the peer went away mid-send (uvicorn's ClientDisconnected)
             raise SocketClosed from None

@@ -80,8 +80,9 @@ async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
     claims = c.signer.verify(token, session_id)
     if claims is None:
         return await ws.send_denial_response(_deny(403, "bad or missing token"))
-    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"),
-                          c.settings.allowed_origins):
+    if not origin_allowed(
+        ws.headers.get("origin"), ws.headers.get("host"), c.settings.allowed_origins
+    ):
         return await ws.send_denial_response(_deny(403, "origin not allowed"))
     try:
         after = _after(ws)
@@ -129,17 +130,33 @@ class Connection:
     def _greet(self, welcome: Welcome, after: int | None) -> None:
         session, joined = welcome.session, welcome.joined
         resumed = welcome.snapshot is None
-        self.sender.send(encode({
-            "type": "hello", "protocol": PROTOCOL_VERSION, "session_id": self.session_id,
-            "role": self.claims.role, "status": session.status.value,
-            "last_seq": joined.last_seq, "resumed": resumed and after is not None,
-            "viewers": joined.viewers, "pending_approval": None,
-        }))
+        self.sender.send(
+            encode(
+                {
+                    "type": "hello",
+                    "protocol": PROTOCOL_VERSION,
+                    "session_id": self.session_id,
+                    "role": self.claims.role,
+                    "status": session.status.value,
+                    "last_seq": joined.last_seq,
+                    "resumed": resumed and after is not None,
+                    "viewers": joined.viewers,
+                    "pending_approval": None,
+                }
+            )
+        )
         if welcome.snapshot is not None:
-            self.sender.send(encode({
-                "type": "snapshot", "status": session.status.value, "last_seq": joined.last_seq,
-                "messages": [m.to_wire() for m in welcome.snapshot], "pending_approval": None,
-            }))
+            self.sender.send(
+                encode(
+                    {
+                        "type": "snapshot",
+                        "status": session.status.value,
+                        "last_seq": joined.last_seq,
+                        "messages": [m.to_wire() for m in welcome.snapshot],
+                        "pending_approval": None,
+                    }
+                )
+            )
         for event in joined.replay or ():
             self.sender.send(event.text)
         self.sender.go_live(joined.last_seq)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
@@ -62,8 +61,11 @@ async def test_demo_tool_round_trip(api: Api) -> None:
     assert result["is_error"] is False and "UTC" in result["output"]
     statuses = [e["status"] for e in owner.events() if e["type"] == "status"]
     assert statuses == ["planning", "executing", "planning", "completed"]
-    tool_msg = [e["message"] for e in owner.events()
-                if e["type"] == "message" and e["message"]["role"] == "tool"]
+    tool_msg = [
+        e["message"]
+        for e in owner.events()
+        if e["type"] == "message" and e["message"]["role"] == "tool"
+    ]
     assert tool_msg[0]["call_id"] == result["call_id"] and tool_msg[0]["name"] == "current_time"
     assert_valid_frames(owner.frames)
 
@@ -105,8 +107,9 @@ async def test_resume_outside_the_window_gets_a_snapshot(api: Api) -> None:
     assert hello["resumed"] is False and snapshot["type"] == "snapshot"
     assert snapshot["last_seq"] == owner.events()[-1]["seq"]
     assert [m["role"] for m in snapshot["messages"]] == ["user", "assistant"]
-    up_to_date = await api.connect(created["session_id"], created["owner_token"],
-                                   after=snapshot["last_seq"])
+    up_to_date = await api.connect(
+        created["session_id"], created["owner_token"], after=snapshot["last_seq"]
+    )
     hello = await up_to_date.recv()
     assert hello["resumed"] is True
     await up_to_date.send({"type": "ping", "id": 1})
@@ -150,8 +153,9 @@ async def test_message_during_a_run_is_queued_then_run(
     assert statuses == ["planning", "completed", "executing_queued", "planning", "completed"]
     assert second["status"] == "completed"
     requests = await standin.wait_for_requests(2)
-    texts = [b["text"] for m in requests[1]["messages"] for b in m["content"]
-             if b["type"] == "text"]
+    texts = [
+        b["text"] for m in requests[1]["messages"] for b in m["content"] if b["type"] == "text"
+    ]
     assert texts == ["one", "first answer", "two"]
 
 
@@ -173,7 +177,9 @@ async def test_on_busy_reject_and_interrupt(claude: Api, standin: AnthropicStand
     standin.release()
     messages = [e["message"] for e in owner.events() if e["type"] == "message"]
     assert [(m["role"], m["content"]) for m in messages] == [
-        ("user", "one"), ("user", "instead"), ("assistant", "slow "),
+        ("user", "one"),
+        ("user", "instead"),
+        ("assistant", "slow "),
         ("assistant", "the new answer"),
     ]
 
@@ -183,8 +189,10 @@ async def test_interrupt_keeps_partial_text_and_answers_open_tool_calls(
 ) -> None:
     """Interrupt mid tool step: partial text kept, synthetic results, next request valid."""
     standin.push(
-        ToolCalls([("toolu_1", "current_time", {}), ("toolu_2", "current_time", {})],
-                  text_chunks=["checking "]),
+        ToolCalls(
+            [("toolu_1", "current_time", {}), ("toolu_2", "current_time", {})],
+            text_chunks=["checking "],
+        ),
         Text(["after ", "tools"], hold_after=1),
         Text(["fresh start"]),
     )
@@ -195,8 +203,9 @@ async def test_interrupt_keeps_partial_text_and_answers_open_tool_calls(
     await owner.send({"type": "interrupt"})
     end = await owner.until_idle()
     assert end["status"] == "interrupted"
-    partial = [e for e in owner.events()
-               if e["type"] == "message" and e["message"]["content"] == "after "]
+    partial = [
+        e for e in owner.events() if e["type"] == "message" and e["message"]["content"] == "after "
+    ]
     assert len(partial) == 1
     await owner.message("again", "c-2")
     await owner.until_idle()
@@ -211,8 +220,10 @@ async def test_interrupt_while_a_tool_runs_answers_the_call(
     claude: Api, standin: AnthropicStandIn
 ) -> None:
     """A tool call that never ran gets an 'interrupted' error result in the transcript."""
-    standin.push(ToolCalls([("toolu_1", "current_time", {"timezone": "Europe/Paris"})]),
-                 Text(["done"], hold_after=0))
+    standin.push(
+        ToolCalls([("toolu_1", "current_time", {"timezone": "Europe/Paris"})]),
+        Text(["done"], hold_after=0),
+    )
     created = await claude.create()
     owner = await claude.join(created)
     await owner.message("time", "c-1")
@@ -232,8 +243,10 @@ async def test_tool_round_trip_sends_tool_result_to_the_model(
     claude: Api, standin: AnthropicStandIn
 ) -> None:
     """The model's tool_use and our tool_result go back in the next request."""
-    standin.push(ToolCalls([("toolu_9", "current_time", {"timezone": "Asia/Tokyo"})]),
-                 Text(["It is late in Tokyo."]))
+    standin.push(
+        ToolCalls([("toolu_9", "current_time", {"timezone": "Asia/Tokyo"})]),
+        Text(["It is late in Tokyo."]),
+    )
     created = await claude.create()
     owner = await claude.join(created)
     await owner.message("time in Tokyo?", "c-1")
@@ -241,7 +254,9 @@ async def test_tool_round_trip_sends_tool_result_to_the_model(
     requests = await standin.wait_for_requests(2)
     assistant, user = requests[1]["messages"][1:3]
     assert assistant["content"][-1] == {
-        "type": "tool_use", "id": "toolu_9", "name": "current_time",
+        "type": "tool_use",
+        "id": "toolu_9",
+        "name": "current_time",
         "input": {"timezone": "Asia/Tokyo"},
     }
     result = user["content"][0]
@@ -255,9 +270,15 @@ async def test_failing_tool_gives_error_result_and_completed_with_errors(
     claude: Api, standin: AnthropicStandIn
 ) -> None:
     """A tool that raises is an is_error result; the run goes on to completed_with_errors."""
-    standin.push(ToolCalls([("toolu_1", "current_time", {"timezone": "Mars/Olympus"}),
-                            ("toolu_2", "no_such_tool", {})]),
-                 Text(["Sorry, that failed."]))
+    standin.push(
+        ToolCalls(
+            [
+                ("toolu_1", "current_time", {"timezone": "Mars/Olympus"}),
+                ("toolu_2", "no_such_tool", {}),
+            ]
+        ),
+        Text(["Sorry, that failed."]),
+    )
     created = await claude.create()
     owner = await claude.join(created)
     await owner.message("time on Mars?", "c-1")
@@ -276,7 +297,7 @@ async def test_llm_failure_then_recovery(claude: Api, standin: AnthropicStandIn)
     await owner.message("first", "c-1")
     end = await owner.until_idle()
     assert end["status"] == "error"
-    error = [e for e in owner.events() if e["type"] == "error"][0]
+    error = next(e for e in owner.events() if e["type"] == "error")
     assert error["code"] == "llm_error" and "529" in error["message"]
     assert error["seq"] == end["seq"] - 1
     await owner.message("second", "c-2")
@@ -289,10 +310,18 @@ async def test_iteration_cap_ends_the_run_with_error(
     """A model that keeps calling tools is stopped at the cap with an error and a message."""
     from tests.helpers import settings_for
 
-    settings = settings_for(tmp_path, anthropic_api_key="k", anthropic_base_url=standin.base_url,
-                            llm_max_retries=0, max_iterations=2)
-    standin.push(ToolCalls([("toolu_a", "current_time", {})]),
-                 ToolCalls([("toolu_b", "current_time", {})]), Text(["again ok"]))
+    settings = settings_for(
+        tmp_path,
+        anthropic_api_key="k",
+        anthropic_base_url=standin.base_url,
+        llm_max_retries=0,
+        max_iterations=2,
+    )
+    standin.push(
+        ToolCalls([("toolu_a", "current_time", {})]),
+        ToolCalls([("toolu_b", "current_time", {})]),
+        Text(["again ok"]),
+    )
     async with RunningServer(settings) as server, Api(server.base_url) as api:
         created = await api.create()
         owner = await api.join(created)
@@ -329,8 +358,7 @@ async def test_bad_frames_get_connection_errors_and_change_nothing(api: Api) -> 
         ('{"type": "message", "content": "hi"}', "bad_frame"),
         ('{"type": "message", "content": "hi", "client_id": "x", "extra": 1}', "bad_frame"),
         ('{"type": "message", "content": "   ", "client_id": "x"}', "bad_frame"),
-        ('{"type": "message", "content": "hi", "client_id": "x", "on_busy": "never"}',
-         "bad_frame"),
+        ('{"type": "message", "content": "hi", "client_id": "x", "on_busy": "never"}', "bad_frame"),
         (b"\x00\x01binary", "bad_frame"),
         ('{"type": "approve", "approval_id": "nope"}', "unknown_approval"),
         ('{"type": "reject", "approval_id": "nope"}', "unknown_approval"),
@@ -342,19 +370,26 @@ async def test_bad_frames_get_connection_errors_and_change_nothing(api: Api) -> 
         assert "seq" not in error and error["message"]
     too_long = "x" * 100_001
     await owner.send({"type": "message", "content": too_long, "client_id": "x", "id": 42})
-    assert await owner.recv() == {"type": "error", "code": "too_long",
-                                  "message": (owner.frames[-1])["message"], "ref": 42}
+    assert await owner.recv() == {
+        "type": "error",
+        "code": "too_long",
+        "message": (owner.frames[-1])["message"],
+        "ref": 42,
+    }
     await viewer.send({"type": "message", "content": "let me in", "client_id": "v", "id": "m"})
     forbidden = await viewer.until_type("error")
     assert forbidden["code"] == "forbidden" and forbidden["ref"] == "m"
     for kind in ("interrupt", "approve"):
-        await viewer.send({"type": kind, "approval_id": "a"} if kind == "approve"
-                          else {"type": kind})
+        await viewer.send(
+            {"type": kind, "approval_id": "a"} if kind == "approve" else {"type": kind}
+        )
         assert (await viewer.until_type("error"))["code"] == "forbidden"
     await owner.send({"type": "ping", "id": "alive"})
     assert await owner.recv() == {"type": "pong", "id": "alive"}
-    response = await api.http.get(f"/agent/session/{created['session_id']}",
-                                  headers={"Authorization": f"Bearer {created['owner_token']}"})
+    response = await api.http.get(
+        f"/agent/session/{created['session_id']}",
+        headers={"Authorization": f"Bearer {created['owner_token']}"},
+    )
     assert response.json()["messages"] == [] and response.json()["status"] == "idle"
     assert owner.events() == [] and viewer.events() == []
     assert_valid_frames(owner.frames + viewer.frames)
@@ -384,18 +419,19 @@ async def test_refused_handshakes(api: Api) -> None:
             await api.connect(session_id, token, **kw)
         assert refused.value.response.status_code == status
         assert b"hello" not in refused.value.response.body
-    deleted = await api.http.delete(f"/agent/session/{b['session_id']}",
-                                    headers={"Authorization": f"Bearer {b['owner_token']}"})
+    deleted = await api.http.delete(
+        f"/agent/session/{b['session_id']}", headers={"Authorization": f"Bearer {b['owner_token']}"}
+    )
     assert deleted.status_code == 200
     with pytest.raises(InvalidStatus) as gone:
         await api.connect(b["session_id"], b["owner_token"])
     assert gone.value.response.status_code == 404
-    ok = await api.connect(a["session_id"], a["owner_token"],
-                           origin=api.base_url)  # type: ignore[arg-type]
+    ok = await api.connect(a["session_id"], a["owner_token"], origin=api.base_url)
     assert (await ok.recv())["type"] == "hello"
     via_subprotocol = await api.connect(
-        a["session_id"], None,
-        subprotocols=["realtime-agent.v1", f"bearer.{a['viewer_token']}"],  # type: ignore[list-item]
+        a["session_id"],
+        None,
+        subprotocols=["realtime-agent.v1", f"bearer.{a['viewer_token']}"],
     )
     assert via_subprotocol.conn.subprotocol == "realtime-agent.v1"
     assert (await via_subprotocol.recv())["role"] == "viewer"
@@ -406,13 +442,17 @@ async def test_delete_closes_sockets_with_4404(api: Api) -> None:
     created = await api.create()
     owner = await api.join(created)
     viewer = await api.join(created, "viewer")
-    response = await api.http.delete(f"/agent/session/{created['session_id']}",
-                                     headers={"Authorization": f"Bearer {created['owner_token']}"})
+    response = await api.http.delete(
+        f"/agent/session/{created['session_id']}",
+        headers={"Authorization": f"Bearer {created['owner_token']}"},
+    )
     assert response.json() == {"message": "Session deleted", "session_id": created["session_id"]}
     assert await owner.closed() == 4404
     assert await viewer.closed() == 4404
-    read = await api.http.get(f"/agent/session/{created['session_id']}",
-                              headers={"Authorization": f"Bearer {created['owner_token']}"})
+    read = await api.http.get(
+        f"/agent/session/{created['session_id']}",
+        headers={"Authorization": f"Bearer {created['owner_token']}"},
+    )
     assert read.status_code == 404
 
 
@@ -434,8 +474,13 @@ async def test_slow_reader_is_closed_1013_while_a_fast_one_gets_everything(
     """A client that stops reading overflows its queue and is closed 1013; others are unharmed."""
     from tests.helpers import settings_for
 
-    settings = settings_for(tmp_path, anthropic_api_key="k", anthropic_base_url=standin.base_url,
-                            llm_max_retries=0, send_queue_bytes=256 * 1024)
+    settings = settings_for(
+        tmp_path,
+        anthropic_api_key="k",
+        anthropic_base_url=standin.base_url,
+        llm_max_retries=0,
+        send_queue_bytes=256 * 1024,
+    )
     chunks = [f"{i:05d}" + "y" * 9995 for i in range(800)]
     standin.push(Text(chunks, delay=0.001))
     async with RunningServer(settings) as server, Api(server.base_url) as api:
@@ -445,8 +490,9 @@ async def test_slow_reader_is_closed_1013_while_a_fast_one_gets_everything(
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", server.port))
-        slow = await api.connect(created["session_id"], created["viewer_token"],
-                                 sock=sock, max_queue=1)
+        slow = await api.connect(
+            created["session_id"], created["viewer_token"], sock=sock, max_queue=1
+        )
         await owner.message("flood", "c-1")
         end = await owner.until_idle()
         assert end["status"] == "completed"
@@ -464,7 +510,7 @@ async def test_slow_reader_is_closed_1013_while_a_fast_one_gets_everything(
 
 
 async def test_transcript_and_seq_survive_a_restart(server: RunningServer, api: Api) -> None:
-    """After a restart the transcript is intact, seq only grows, and resume falls back to a snapshot."""
+    """After a restart the transcript is intact, seq only grows, resume gets a snapshot."""
     created = await api.create()
     owner = await api.join(created)
     await owner.message("remember me", "c-1")
@@ -477,7 +523,7 @@ async def test_transcript_and_seq_survive_a_restart(server: RunningServer, api: 
     snapshot = await back.recv()
     assert hello["resumed"] is False and snapshot["type"] == "snapshot"
     assert hello["last_seq"] >= last
-    assert [m["content"] for m in snapshot["messages"]][0] == "remember me"
+    assert snapshot["messages"][0]["content"] == "remember me"
     await back.message("and again", "c-2")
     await back.until_idle()
     seqs = [e["seq"] for e in back.events()]
@@ -497,5 +543,3 @@ async def test_viewer_follows_a_run_started_over_rest(api: Api) -> None:
     await viewer.until_idle()
     first = viewer.events()[0]
     assert first["type"] == "message" and first["message"]["content"] == "hi from REST"
-
-

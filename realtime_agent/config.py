@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     max_frame_bytes: int = Field(1 << 20, ge=1024, description="one client frame; past: 1009")
     max_content_chars: int = Field(100_000, ge=1, description="message content; past: too_long")
-    max_event_bytes: int = Field(64 * 1024, ge=1024, description="one server event")
+    max_event_bytes: int = Field(64 * 1024, ge=4096, description="one server event")
     send_queue_bytes: int = Field(
         1 << 20, ge=1024, description="per-socket send queue; past: close 1013"
     )

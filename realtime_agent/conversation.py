@@ -59,18 +59,25 @@ def build_conversation(messages: Sequence[Message]) -> list[dict[str, Any]]:
     open_calls: list[str] = []
     for turn in turns:
         if turn["role"] == "assistant":
-            if open_calls:  # an assistant turn right after one with unanswered calls
+            calls = [b["id"] for b in turn["content"] if b["type"] == "tool_use"]
+            if not out:  # the API wants a user turn first: drop it (its results become orphans)
+                continue
+            if out[-1]["role"] == "user":
+                out.append(turn)
+            elif open_calls:  # after a dropped user turn, the earlier calls still need answers
                 out.append({"role": "user", "content": _answer(open_calls, [])})
-            open_calls = [b["id"] for b in turn["content"] if b["type"] == "tool_use"]
-            out.append(turn)
+                out.append(turn)
+            else:
+                out[-1]["content"].extend(turn["content"])
+            open_calls = calls if out[-1] is turn else open_calls + calls
         else:
-            out.append({"role": "user", "content": _answer(open_calls, turn["content"])})
+            content = _answer(open_calls, turn["content"])
             open_calls = []
+            if content:
+                out.append({"role": "user", "content": content})
     if open_calls:
         out.append({"role": "user", "content": _answer(open_calls, [])})
-    while out and out[0]["role"] != "user":
-        out.pop(0)
-    return [t for t in out if t["content"]]
+    return out
 
 
 def _answer(open_calls: list[str], blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,12 +102,13 @@ def bound_text(text: str, limit: int) -> str:
         return text
     raw = text.encode()
     keep = limit
-    while True:
+    while keep > 0:
         cut = raw[:keep].decode(errors="ignore")
         bounded = f"{cut}\n[... truncated: {len(raw) - len(cut.encode())} more bytes]"
         if len(orjson.dumps(bounded)) <= limit:
             return bounded
         keep = keep * 3 // 4
+    return ""  # the limit cannot hold even the marker
 
 
 def split_text(text: str, limit: int) -> Iterator[str]:

@@ -53,41 +53,55 @@ class _Drain:
 class SessionService:
     """Create, read, archive sessions; accept messages; own their runs."""
 
-    def __init__(self, store: Store, channels: ChannelLayer, agent: Agent) -> None:
+    def __init__(
+        self,
+        store: Store,
+        channels: ChannelLayer,
+        agent: Agent,
+        *,
+        rescan_seconds: float | None = None,
+    ) -> None:
+        """``rescan_seconds``: how often to look for runs whose process died (several
+        processes share the sessions); ``None`` looks once, at start-up."""
         self.store = store
         self.channels = channels
         self.agent = agent
+        self._rescan = rescan_seconds
         self._drains: dict[str, _Drain] = {}
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> SessionService:
-        await self._recover()
+        await self.recover()
+        if self._rescan is not None:
+            self._watchdog = asyncio.create_task(self._watch_leases(self._rescan))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         """Interrupt every run (partial text kept) and wait for them to end."""
-        drains = [d.task for d in self._drains.values() if d.task is not None]
-        for task in drains:
+        tasks = [d.task for d in self._drains.values() if d.task is not None]
+        if self._watchdog is not None:
+            tasks.append(self._watchdog)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*drains, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _recover(self) -> None:
-        """Close runs a crash left open and start the queues left waiting."""
+    async def recover(self) -> None:
+        """Start a drain for every session left running or with waiting messages.
+
+        A drain that gets the run lease of a session still marked running knows
+        its previous run died with its process and closes it (``run_lost``).
+        """
         for sid in await self.store.sessions_needing_attention():
-            session = await self.store.get_session(sid)
-            if session is None:
-                continue
-            if session.status.running:
-                async with self.channels.lock(sid):
-                    await self._emit(
-                        sid,
-                        {
-                            "type": "error",
-                            "code": RunErrorCode.RUN_LOST.value,
-                            "message": "the server stopped during this run",
-                        },
-                    )
-                    await self._status(sid, SessionStatus.ERROR, session.status)
-            self._ensure_drain(sid, from_queue=True)
+            if sid not in self._drains and not await self.channels.run_active(sid):
+                self._ensure_drain(sid, from_queue=True)
+
+    async def _watch_leases(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.recover()
+            except Exception:  # the store or Redis is down: try again next round
+                log.warning("looking for lost runs failed", exc_info=True)
 
     # --- reads and lifecycle ---------------------------------------------------
 
@@ -111,6 +125,8 @@ class SessionService:
             drain.deleted = True
             drain.task.cancel()
             await asyncio.gather(drain.task, return_exceptions=True)
+        else:
+            await self.channels.signal(session_id, "delete")
         await self.channels.close_session(session_id, CloseCode.SESSION_DELETED, "session deleted")
         return True
 
@@ -131,8 +147,9 @@ class SessionService:
 
     # --- messages and runs ------------------------------------------------------
 
-    def busy(self, session_id: str) -> bool:
-        return session_id in self._drains
+    async def busy(self, session_id: str) -> bool:
+        """Whether a run is in progress, here or on another process."""
+        return session_id in self._drains or await self.channels.run_active(session_id)
 
     async def submit(
         self, session_id: str, content: str, client_id: str, on_busy: OnBusy = "queue"
@@ -143,7 +160,7 @@ class SessionService:
         ``client_id`` is stored and run once). Raises :class:`FrameError`
         ``busy`` for ``on_busy="reject"`` during a run (nothing stored).
         """
-        busy = self.busy(session_id)
+        busy = await self.busy(session_id)
         if busy and on_busy == "reject":
             raise FrameError(ErrorCode.BUSY, "a run is in progress and on_busy is 'reject'")
         message = Message(
@@ -166,16 +183,23 @@ class SessionService:
                     )
         if created:
             if busy and on_busy == "interrupt":
-                self.interrupt(session_id)
+                await self.interrupt(session_id)
             self._ensure_drain(session_id)
         return stored, created
 
-    def interrupt(self, session_id: str) -> bool:
-        """Cancel the run in progress; queued messages stay queued. ``False`` if none ran."""
+    async def interrupt(self, session_id: str) -> None:
+        """Cancel the run in progress, wherever it runs; queued messages stay queued."""
+        await self.channels.signal(session_id, "interrupt")
+
+    def _on_signal(self, session_id: str, kind: str) -> None:
         drain = self._drains.get(session_id)
-        if drain is None or drain.run is None or drain.run.task is None:
-            return False
-        return drain.run.task.cancel()
+        if drain is None:
+            return
+        if kind == "interrupt" and drain.run is not None and drain.run.task is not None:
+            drain.run.task.cancel()
+        elif kind == "delete" and drain.task is not None:
+            drain.deleted = True
+            drain.task.cancel()
 
     def _ensure_drain(self, session_id: str, *, from_queue: bool = False) -> None:
         drain = self._drains.get(session_id)
@@ -188,25 +212,52 @@ class SessionService:
         )
 
     async def _drain(self, session_id: str, drain: _Drain, *, first: bool) -> None:
+        """Run the session's waiting messages, one turn at a time, under its run lease."""
         try:
-            while True:
-                drain.more = False
-                message = await self.store.take_next(session_id)
-                if message is None:
-                    if drain.more:
-                        continue
+            while await self.channels.acquire_run(session_id):
+                try:
+                    async with self.channels.watch(
+                        session_id, lambda kind: self._on_signal(session_id, kind)
+                    ):
+                        await self._close_lost_run(session_id)
+                        await self._turns(session_id, drain, first)
+                finally:
+                    await asyncio.shield(self.channels.release_run(session_id))
+                # A message stored by another process while we held the lease
+                # found it taken and left the message to us.
+                if not await self.store.pending(session_id):
                     return
-                assert message.turn is not None
-                session = await self.store.get_session(session_id)
-                if session is None:
-                    return
-                run = drain.run = _Run(self, session_id, message.turn, session.status)
-                queued = not first and message.priority == 0
                 first = False
-                await self._run(drain, run, queued)
         finally:
             if self._drains.get(session_id) is drain:
                 del self._drains[session_id]
+
+    async def _close_lost_run(self, session_id: str) -> None:
+        """We hold the lease, yet the session says running: its process died mid-run."""
+        session = await self.store.get_session(session_id)
+        if session is not None and session.status.running:
+            log.warning("run of %s was lost with its process; closing it", session_id)
+            async with self.channels.lock(session_id):
+                await self._emit(session_id, {"type": "error", "code": RunErrorCode.RUN_LOST.value,
+                                              "message": "the server stopped during this run"})
+                await self._status(session_id, SessionStatus.ERROR, session.status)
+
+    async def _turns(self, session_id: str, drain: _Drain, first: bool) -> None:
+        while True:
+            drain.more = False
+            message = await self.store.take_next(session_id)
+            if message is None:
+                if drain.more:
+                    continue
+                return
+            assert message.turn is not None
+            session = await self.store.get_session(session_id)
+            if session is None:
+                return
+            run = drain.run = _Run(self, session_id, message.turn, session.status)
+            queued = not first and message.priority == 0
+            first = False
+            await self._run(drain, run, queued)
 
     async def _run(self, drain: _Drain, run: _Run, queued: bool) -> None:
         task = run.task = asyncio.create_task(self.agent.run_turn(run, run.state, queued=queued))

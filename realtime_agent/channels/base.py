@@ -15,6 +15,8 @@ from typing import Any, Protocol
 #: Reserve a block of ``n`` seq numbers for a session; returns the last seq that
 #: may already have been used (the new block is ``start + 1 .. start + n``).
 SeqReserver = Callable[[str, int], Awaitable[int]]
+#: Receives a control signal's kind; must not block.
+ControlHandler = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,5 +71,20 @@ class ChannelLayer(Protocol):
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """Serialise transcript changes with snapshots (held for milliseconds)."""
 
-    def viewers(self, session_id: str) -> int:
-        """Open sockets of the session."""
+    async def acquire_run(self, session_id: str) -> bool:
+        """Take the session's run lease (one run at a time, across processes).
+
+        The layer keeps a lease it granted alive until :meth:`release_run`.
+        """
+
+    async def release_run(self, session_id: str) -> None:
+        """Give the run lease back; is idempotent."""
+
+    async def run_active(self, session_id: str) -> bool:
+        """Whether any process holds the session's run lease."""
+
+    async def signal(self, session_id: str, kind: str) -> None:
+        """Send a control signal (e.g. ``interrupt``) to the session's watchers everywhere."""
+
+    def watch(self, session_id: str, handler: ControlHandler) -> AbstractAsyncContextManager[None]:
+        """Call ``handler(kind)`` for every signal of the session while entered."""

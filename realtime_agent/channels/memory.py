@@ -12,7 +12,7 @@ from typing import Any
 
 from ..models import rfc3339, utcnow
 from ..protocol import encode
-from .base import Event, Joined, SeqReserver, Subscriber
+from .base import ControlHandler, Event, Joined, SeqReserver, Subscriber
 from .history import History
 
 SEQ_BLOCK = 1000
@@ -42,6 +42,8 @@ class MemoryChannels:
         self._history_args = (min_events, min_seconds, max_events)
         self._channels: dict[str, _Channel] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._runs: set[str] = set()
+        self._watchers: dict[str, list[ControlHandler]] = {}
         self._next_sweep = 0.0
         self._seq_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -108,9 +110,32 @@ class MemoryChannels:
         async with lock:
             yield
 
-    def viewers(self, session_id: str) -> int:
-        chan = self._channels.get(session_id)
-        return len(chan.subscribers) if chan else 0
+    async def acquire_run(self, session_id: str) -> bool:
+        if session_id in self._runs:
+            return False
+        self._runs.add(session_id)
+        return True
+
+    async def release_run(self, session_id: str) -> None:
+        self._runs.discard(session_id)
+
+    async def run_active(self, session_id: str) -> bool:
+        return session_id in self._runs
+
+    async def signal(self, session_id: str, kind: str) -> None:
+        for handler in tuple(self._watchers.get(session_id, ())):
+            handler(kind)
+
+    @asynccontextmanager
+    async def watch(self, session_id: str, handler: ControlHandler) -> AsyncIterator[None]:
+        handlers = self._watchers.setdefault(session_id, [])
+        handlers.append(handler)
+        try:
+            yield
+        finally:
+            handlers.remove(handler)
+            if not handlers:
+                del self._watchers[session_id]
 
     def _presence(self, chan: _Channel, joining: Subscriber | None = None) -> None:
         """Tell every socket the new count (a joining one learns it from ``hello``)."""

@@ -193,7 +193,7 @@ class Connection:
                     exc.ref = frame.id
                     raise
             case InterruptFrame():
-                self.c.sessions.interrupt(self.session_id)
+                await self.c.sessions.interrupt(self.session_id)
             case ApproveFrame() | RejectFrame():
                 raise FrameError(
                     ErrorCode.UNKNOWN_APPROVAL,

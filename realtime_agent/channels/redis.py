@@ -1,0 +1,424 @@
+"""Redis channel layer: many server processes, one Redis.
+
+Emitting is one Lua script (``emit.lua``: next seq, bounded history, PUBLISH),
+so seq order is delivery order on every process. Each process holds ONE
+pub/sub connection, subscribed to a session's channel while it has local
+sockets (or a run) on it, and hands every message to those sockets as one
+shared string. The connection is owned by a supervised loop: when it drops,
+or a publish-to-receive probe shows it went deaf, the local sockets are
+closed with 1001 (they resume with ``after``) and the loop resubscribes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ..models import rfc3339, utcnow
+from ..protocol import CloseCode
+from .base import ControlHandler, Event, Joined, SeqReserver, Subscriber
+
+log = logging.getLogger(__name__)
+SEQ_BLOCK = 1000
+_LOCK_MS = 10_000
+_COUNTER_TTL = 30 * 86_400
+
+
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text()
+
+
+class _Deaf(Exception):
+    """The subscriber stopped receiving our own probes."""
+
+
+@dataclass(eq=False, slots=True)
+class _Local:
+    """This process's interest in one session channel."""
+
+    subs: set[Subscriber] = field(default_factory=set)
+    watchers: list[ControlHandler] = field(default_factory=list)
+    users: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    last_seq: int | None = None
+    filling: list[tuple[int, str]] | None = None
+
+
+class RedisChannels:
+    """The :class:`~realtime_agent.channels.base.ChannelLayer` on Redis."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        reserve: SeqReserver,
+        *,
+        prefix: str,
+        min_events: int,
+        min_seconds: float,
+        max_events: int,
+        history_ttl: int,
+        lease_seconds: float,
+        probe_seconds: float,
+    ) -> None:
+        self._redis = redis
+        self._reserve = reserve
+        self._p = prefix
+        self._keep = (min_events, max(max_events, min_events), int(min_seconds * 1000))
+        self._history_ttl = history_ttl
+        self._lease_ms = int(lease_seconds * 1000)
+        self._probe_every = probe_seconds
+        self._id = secrets.token_hex(6)
+        self._marks: dict[str, int] = {}
+        self._local: dict[str, _Local] = {}
+        self._leases: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pubsub: Any = None
+        self._probe_sent = 0.0
+        self._probe_seen = 0.0
+        self.probe_lag: float | None = None
+        self.problem: str | None = "starting"
+        self._emit = redis.register_script(_script("emit.lua"))
+        self._presence = redis.register_script(_script("presence.lua"))
+        self._history = redis.register_script(_script("since.lua"))
+        self._unlock = redis.register_script(_script("unlock.lua"))
+        self._renew = redis.register_script(_script("renew.lua"))
+
+    def _key(self, kind: str, session_id: str) -> str:
+        return f"{self._p}{kind}:{session_id}"
+
+    # --- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> RedisChannels:
+        await self._redis.ping()
+        self._spawn(self._supervise())
+        self._spawn(self._probe())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for _, renewal in self._leases.values():
+            renewal.cancel()
+        tasks = list(self._tasks) + [t for _, t in self._leases.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- the subscriber ------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        """Keep ONE pub/sub connection subscribed; never die, never go deaf silently."""
+        backoff = 0.1
+        first = True
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                channels = [self._key("ch", sid) for sid in self._local]
+                await pubsub.subscribe(self._key("probe", self._id), *channels)
+                self._pubsub = pubsub
+                if not first:
+                    log.warning("redis subscriber reconnected; resubscribed %d channels",
+                                len(channels))
+                await self._listen(pubsub)
+            except (RedisError, OSError, _Deaf) as exc:
+                self.problem = f"redis subscriber: {exc!r}"
+                log.warning("redis subscriber lost (%r); reconnecting in %.1fs", exc, backoff)
+            finally:
+                self._pubsub = None
+                await asyncio.shield(self._drop(pubsub))
+            first = False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _drop(self, pubsub: Any) -> None:
+        """Sockets may have missed events: close them so they resume."""
+        for local in self._local.values():
+            local.ready.clear()
+            local.last_seq = None
+            local.filling = None
+            for sub in tuple(local.subs):
+                sub.close(CloseCode.GOING_AWAY, "event stream interrupted; resume with after")
+        try:
+            await pubsub.aclose()
+        except (RedisError, OSError):
+            pass
+
+    async def _listen(self, pubsub: Any) -> None:
+        probe = self._key("probe", self._id).encode()
+        while True:
+            message = await pubsub.get_message(timeout=self._probe_every)
+            if self._probe_sent and self._probe_sent - self._probe_seen > 3 * self._probe_every:
+                raise _Deaf(f"no probe received for {self._probe_sent - self._probe_seen:.1f}s")
+            if message is None:
+                continue
+            channel: bytes = message["channel"]
+            kind = message["type"]
+            if channel == probe:
+                if kind == "message":
+                    self._probe_seen = time.monotonic()
+                    self.probe_lag = self._probe_seen - float(message["data"])
+                    self.problem = None
+                continue
+            sid = channel.decode().removeprefix(self._p + "ch:")
+            local = self._local.get(sid)
+            if local is None:
+                continue
+            if kind == "subscribe":
+                local.ready.set()
+            elif kind == "message":
+                self._dispatch(sid, local, message["data"].decode())
+
+    async def _probe(self) -> None:
+        channel = self._key("probe", self._id)
+        while True:
+            try:
+                self._probe_sent = time.monotonic()
+                await self._redis.publish(channel, repr(self._probe_sent))
+            except (RedisError, OSError) as exc:
+                self.problem = f"redis: {exc!r}"
+            await asyncio.sleep(self._probe_every)
+
+    def _dispatch(self, sid: str, local: _Local, text: str) -> None:
+        head, _, body = text.partition("|")
+        if head == "!":
+            self._control(local, body)
+            return
+        seq = int(head)
+        if seq == 0:
+            event = Event(0, "presence", body)
+            for sub in tuple(local.subs):
+                sub.deliver(event)
+            return
+        if local.filling is not None:
+            local.filling.append((seq, body))
+            return
+        if local.last_seq is not None and seq > local.last_seq + 1:
+            local.filling = [(seq, body)]
+            self._spawn(self._fill(sid, local, local.last_seq))
+            return
+        self._deliver(local, seq, body)
+
+    def _deliver(self, local: _Local, seq: int, body: str) -> None:
+        if local.last_seq is not None and seq <= local.last_seq:
+            return
+        local.last_seq = seq
+        event = Event(seq, "", body)
+        for sub in tuple(local.subs):
+            sub.deliver(event)
+
+    async def _fill(self, sid: str, local: _Local, after: int) -> None:
+        """A pub/sub message went missing: fill the gap from history, then go on."""
+        pending = local.filling or []
+        try:
+            _, replay = await self._since(sid, after)
+        except (RedisError, OSError):
+            replay = None
+        if local.filling is not pending:
+            return  # the subscriber was reset meanwhile
+        local.filling = None
+        if replay is None:
+            for sub in tuple(local.subs):
+                sub.close(CloseCode.GOING_AWAY, "events were lost; resume with after")
+            local.last_seq = None
+            return
+        for event in replay:
+            self._deliver(local, event.seq, event.text)
+        for seq, body in pending:
+            self._deliver(local, seq, body)
+
+    def _control(self, local: _Local, body: str) -> None:
+        kind, _, arg = body.partition("|")
+        if kind == "close":
+            code, _, reason = arg.partition("|")
+            for sub in tuple(local.subs):
+                sub.close(int(code), reason)
+        for handler in tuple(local.watchers):
+            handler(kind)
+
+    async def _attach(self, session_id: str) -> _Local:
+        local = self._local.get(session_id)
+        if local is None:
+            local = self._local[session_id] = _Local()
+        local.users += 1
+        if local.users == 1 and self._pubsub is not None:
+            await self._pubsub.subscribe(self._key("ch", session_id))
+        try:
+            async with asyncio.timeout(10):
+                await local.ready.wait()
+        except BaseException:
+            await self._detach(session_id, local)
+            raise
+        return local
+
+    async def _detach(self, session_id: str, local: _Local) -> None:
+        local.users -= 1
+        if local.users == 0 and self._local.get(session_id) is local:
+            del self._local[session_id]
+            if self._pubsub is not None:
+                try:
+                    await self._pubsub.unsubscribe(self._key("ch", session_id))
+                except (RedisError, OSError):
+                    pass  # the reconnect will not resubscribe it
+
+    # --- events --------------------------------------------------------------
+
+    async def _mark(self, session_id: str) -> int:
+        """A fresh durable seq mark: every number up to it may be used."""
+        self._marks[session_id] = mark = await self._reserve(session_id, SEQ_BLOCK) + SEQ_BLOCK
+        return mark
+
+    async def emit(self, session_id: str, frame: dict[str, Any]) -> Event:
+        frame["session_id"] = session_id
+        frame["ts"] = rfc3339(utcnow())
+        body = orjson.dumps(frame)[:-1]
+        keys = [self._key("seq", session_id), self._key("hist", session_id),
+                self._key("ch", session_id)]
+        mark = self._marks.get(session_id) or await self._mark(session_id)
+        init: int | str = ""
+        while True:
+            seq = int(await self._emit(keys=keys, args=[
+                body, mark, init, *self._keep, self._history_ttl, _COUNTER_TTL]))
+            if seq > 0:
+                return Event(seq, frame["type"], f'{body.decode()},"seq":{seq}}}')
+            before = self._marks.get(session_id, 0)
+            mark = await self._mark(session_id)
+            if seq == -2:  # Redis lost the counter: continue past every number ever reserved
+                init = mark - SEQ_BLOCK
+                log.warning("seq counter of %s was missing; continuing after %d (mark was %d)",
+                            session_id, init, before)
+
+    async def _since(self, session_id: str, after: int | None) -> tuple[int, list[Event] | None]:
+        """The current last seq, and every event after ``after`` if all are still kept."""
+        reply = await self._history(
+            keys=[self._key("seq", session_id), self._key("hist", session_id)],
+            args=["" if after is None else after],
+        )
+        last = int(reply[0])
+        if after is None or last < 0:
+            return last, None
+        if after == last:
+            return last, []
+        if after > last or after < 0 or len(reply) - 1 != last - after:
+            return last, None
+        events = []
+        for raw in reply[1:]:
+            data = raw.decode().partition("|")[2]
+            events.append(Event(int(data.rsplit(":", 1)[1][:-1]), "", data))
+        if events[0].seq != after + 1 or events[-1].seq != last:
+            return last, None
+        return last, events
+
+    async def join(self, session_id: str, sub: Subscriber, after: int | None) -> Joined:
+        local = await self._attach(session_id)
+        local.subs.add(sub)
+        try:
+            viewers = int(await self._presence(
+                keys=[self._key("presence", session_id), self._key("ch", session_id)],
+                args=[self._id, 1, self._history_ttl]))
+            last, replay = await self._since(session_id, after)
+            if last < 0:  # a new session, or Redis lost its data: seed the counter
+                await self._seed_counter(session_id)
+                last, replay = await self._since(session_id, after)
+        except BaseException:
+            await self.leave(session_id, sub)
+            raise
+        return Joined(last, replay, viewers)
+
+    async def _seed_counter(self, session_id: str) -> None:
+        """Create a missing counter at the durable mark without emitting an event."""
+        floor = await self._mark(session_id) - SEQ_BLOCK
+        await self._redis.set(self._key("seq", session_id), floor, nx=True, ex=_COUNTER_TTL)
+
+    async def leave(self, session_id: str, sub: Subscriber) -> None:
+        local = self._local.get(session_id)
+        if local is None or sub not in local.subs:
+            return
+        local.subs.discard(sub)
+        try:
+            await self._presence(
+                keys=[self._key("presence", session_id), self._key("ch", session_id)],
+                args=[self._id, -1, self._history_ttl])
+        finally:
+            await self._detach(session_id, local)
+
+    async def close_session(self, session_id: str, code: int, reason: str) -> None:
+        await self._redis.publish(self._key("ch", session_id), f"!|close|{int(code)}|{reason}")
+        await self._redis.delete(self._key("hist", session_id))
+
+    # --- coordination --------------------------------------------------------
+
+    @asynccontextmanager
+    async def lock(self, session_id: str) -> AsyncIterator[None]:
+        key, token = self._key("lock", session_id), secrets.token_hex(8)
+        delay = 0.001
+        async with asyncio.timeout(_LOCK_MS / 1000):
+            while not await self._redis.set(key, token, nx=True, px=_LOCK_MS):
+                await asyncio.sleep(delay)  # a holder keeps it for milliseconds
+                delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            await asyncio.shield(self._unlock(keys=[key], args=[token]))
+
+    async def acquire_run(self, session_id: str) -> bool:
+        key, token = self._key("lease", session_id), f"{self._id}.{secrets.token_hex(4)}"
+        if not await self._redis.set(key, token, nx=True, px=self._lease_ms):
+            return False
+        renewal = asyncio.create_task(self._keep_lease(session_id, key, token))
+        self._leases[session_id] = (token, renewal)
+        return True
+
+    async def _keep_lease(self, session_id: str, key: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            try:
+                kept = await self._renew(keys=[key], args=[token, self._lease_ms])
+            except (RedisError, OSError) as exc:
+                log.warning("could not renew the run lease of %s: %r", session_id, exc)
+                continue
+            if not kept:
+                log.error("run lease of %s was lost; stopping the run", session_id)
+                local = self._local.get(session_id)
+                for handler in tuple(local.watchers if local else ()):
+                    handler("interrupt")
+                return
+
+    async def release_run(self, session_id: str) -> None:
+        held = self._leases.pop(session_id, None)
+        if held is None:
+            return
+        token, renewal = held
+        renewal.cancel()
+        await asyncio.gather(renewal, return_exceptions=True)
+        await self._unlock(keys=[self._key("lease", session_id)], args=[token])
+
+    async def run_active(self, session_id: str) -> bool:
+        return bool(await self._redis.exists(self._key("lease", session_id)))
+
+    async def signal(self, session_id: str, kind: str) -> None:
+        await self._redis.publish(self._key("ch", session_id), f"!|{kind}")
+
+    @asynccontextmanager
+    async def watch(self, session_id: str, handler: ControlHandler) -> AsyncIterator[None]:
+        local = await self._attach(session_id)
+        local.watchers.append(handler)
+        try:
+            yield
+        finally:
+            local.watchers.remove(handler)
+            await asyncio.shield(self._detach(session_id, local))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -118,7 +119,7 @@ def server_config(
 ) -> uvicorn.Config:
     """How uvicorn serves the app: the sans-I/O websocket implementation, our frame
     limit (1009 past it), keep-alive pings, and permessage-deflate off unless asked for."""
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -130,3 +131,19 @@ def server_config(
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=10,
     )
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_redact_tokens)
+    return config
+
+
+_TOKEN = re.compile(r"(token=|bearer\.)[^&\s\"']+")
+
+
+def _redact_tokens(record: logging.LogRecord) -> bool:
+    """Keep session tokens (query ``token=``, subprotocol ``bearer.``) out of the logs."""
+    if isinstance(record.args, tuple):
+        record.args = tuple(
+            _TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args
+        )
+    record.msg = _TOKEN.sub(r"\1[redacted]", str(record.msg))
+    return True

@@ -3,26 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import uvicorn
 
 from .config import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .app import create_app, server_config
 
     settings = Settings()
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
-    uvicorn.Server(
+    server = uvicorn.Server(
         server_config(app, settings, host=args.host, port=args.port, log_level=args.log_level)
-    ).run()
+    )
+    # uvicorn re-raises SIGTERM after a clean shutdown, so the process would die by the
+    # signal; a graceful stop must exit 0 for supervisors (systemd, Kubernetes).
+    server.capture_signals = lambda: _stop_on_signals(server)  # type: ignore[method-assign]
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # uvloop
+        runner.run(server.serve())
     return 0
+
+
+@contextmanager
+def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the server gracefully (a second SIGINT forces it)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -54,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(func=_serve)
-    schema = sub.add_parser("schema", help="print the JSON Schema of every protocol frame")
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of every protocol frame",
+        description="Print the JSON Schema (2020-12) of every websocket frame of the wire "
+        "protocol, client and server, as served at GET /agent/protocol.schema.json.",
+    )
     schema.set_defaults(func=_schema)
     return parser
 

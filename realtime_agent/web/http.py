@@ -216,7 +216,7 @@ async def protocol_schema(request: Request) -> JSONResponse:
 
 
 async def openapi(request: Request) -> Response:
-    return schemas.OpenAPIResponse(request)
+    return JSONResponse(schemas.get_schema(routes=request.app.routes))
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -18,7 +18,9 @@ from typing import Protocol
 import pytest
 
 from realtime_agent.store.base import Store
+from realtime_agent.store.postgres import PostgresStore
 from realtime_agent.store.sqlite import SQLiteStore
+from tests.pg import fresh_database
 
 
 class MigratingStore(Store, Protocol):
@@ -39,7 +41,14 @@ async def sqlite_database(tmp_path: Path) -> AsyncIterator[Opener]:
     yield lambda: SQLiteStore(url)
 
 
-DATABASES: dict[str, Database] = {"sqlite": sqlite_database}
+@asynccontextmanager
+async def postgres_database(tmp_path: Path) -> AsyncIterator[Opener]:
+    """A fresh database on the local PostgreSQL server (dropped afterwards)."""
+    async with fresh_database() as dsn:
+        yield lambda: PostgresStore(dsn)
+
+
+DATABASES: dict[str, Database] = {"sqlite": sqlite_database, "postgres": postgres_database}
 
 
 @pytest.fixture(params=list(DATABASES))

@@ -421,29 +421,6 @@ async def test_remember_that_saves_a_session_note(api: Api) -> None:
     assert [n["note"] for n in session["context"]["notes"]] == ["the sky is green"]
 
 
-async def test_note_waits_for_the_owners_approval_by_default(api: Api) -> None:
-    """At the default level the note is saved only after the owner approves it."""
-    created = await api.create()
-    owner: WSClient = await api.join(created)
-    response = await chat(
-        api,
-        created["owner_token"],
-        message="remember that tea is hot",
-        session_id=created["session_id"],
-    )
-    assert response.status_code == 200, response.text
-    required = await owner.until_type("approval_required")
-    assert [c["name"] for c in required["calls"]] == ["session_note"]
-    await owner.until_status("waiting_approval")
-    waiting = await read(api, created["session_id"], created["owner_token"])
-    assert waiting["status"] == "waiting_approval"
-    assert "notes" not in waiting["context"]
-    await owner.send({"type": "approve", "approval_id": required["approval_id"]})
-    assert (await owner.until_idle())["status"] == "completed"
-    session = await read(api, created["session_id"], created["owner_token"])
-    assert [n["note"] for n in session["context"]["notes"]] == ["tea is hot"]
-
-
 # --- published documents and health ----------------------------------------------
 
 

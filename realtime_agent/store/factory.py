@@ -1,0 +1,28 @@
+"""Pick the store backend from the database URL."""
+
+from __future__ import annotations
+
+import contextlib
+
+from .base import Store
+from .postgres import PostgresStore
+from .sqlite import SQLiteStore
+
+
+def open_store(url: str) -> contextlib.AbstractAsyncContextManager[Store]:
+    """The store for ``url``, not yet entered: enter it to connect and migrate.
+
+    ``sqlite:///path.db`` gives the embedded SQLite store, ``postgresql://...``
+    (or ``postgres://...``) the PostgreSQL store; any other URL is a
+    ``ValueError``.
+    """
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url)
+    if url.startswith(("postgres://", "postgresql://")):
+        return PostgresStore(url)
+    # Name only the scheme: the URL itself may carry a password.
+    scheme = url.partition(":")[0]
+    raise ValueError(
+        f"unsupported database URL scheme {scheme!r}:"
+        " expected sqlite:///path.db or postgresql://user@host/db"
+    )

@@ -1,0 +1,304 @@
+"""PostgreSQL transcript store for the distributed mode (asyncpg pool)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import orjson
+
+from ..models import AutonomyLevel, Message, Session, SessionStatus, utcnow
+from . import migrations
+
+# pg_advisory_lock key held while migrating: the bytes b"ra-migr" as one bigint.
+_MIGRATION_LOCK = 0x72_61_2D_6D_69_67_72
+_RUNNING = [s.value for s in SessionStatus if s.running]
+_MESSAGE_COLUMNS = (
+    "id, session_id, position, role, content, timestamp, client_id, tool_calls,"
+    " call_id, name, is_error, turn, priority"
+)
+
+
+async def _init_connection(conn: Any) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+        format="text",
+    )
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        id=row["id"],
+        session_id=row["session_id"],
+        position=row["position"],
+        role=row["role"],
+        content=row["content"],
+        timestamp=row["timestamp"],
+        client_id=row["client_id"],
+        tool_calls=row["tool_calls"],
+        call_id=row["call_id"],
+        name=row["name"],
+        is_error=row["is_error"],
+        turn=row["turn"],
+        priority=row["priority"],
+    )
+
+
+class PostgresStore:
+    """The :class:`~realtime_agent.store.base.Store` on a PostgreSQL database.
+
+    Several server processes share one database, so no in-process lock can
+    make a read-then-write atomic. Instead, every such write (the next
+    ``position`` in :meth:`append_message`, the next waiting message and turn
+    in :meth:`take_next`) runs in a transaction that first locks the session
+    row with ``SELECT ... FOR UPDATE``: writers of one session queue up on that
+    row, writers of different sessions never wait for each other. The reads
+    after the lock are separate statements on purpose: under READ COMMITTED
+    each statement takes a fresh snapshot, so it sees what the previous lock
+    holder committed (a subquery inside the locking statement would not).
+    ``UNIQUE (session_id, position)`` and ``UNIQUE (session_id, client_id)``
+    back this up in the schema. :meth:`reserve_seq` is a single ``UPDATE``,
+    atomic on its own. :meth:`migrate` serialises concurrent starts with a
+    session-level advisory lock.
+    """
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def __aenter__(self) -> PostgresStore:
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=self._min_size, max_size=self._max_size, init=_init_connection
+        )
+        try:
+            await self.migrate()
+        except (Exception, asyncio.CancelledError):
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await pool.close()
+        except (Exception, asyncio.CancelledError):
+            # Interrupted graceful close (asyncpg's own pattern): drop every
+            # connection now rather than leak them, then let the error propagate.
+            pool.terminate()
+            raise
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The open ``asyncpg.Pool``."""
+        if self._pool is None:
+            raise RuntimeError(
+                "PostgresStore is not open: use it as `async with PostgresStore(dsn)`"
+            )
+        return self._pool
+
+    async def migrate(self) -> list[int]:
+        """Apply every migration not yet recorded; returns the versions applied.
+
+        Safe to run from several processes at once: the whole run holds an
+        advisory lock, and each migration commits with its record.
+        """
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+                )
+                done = {
+                    r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")
+                }
+                applied = []
+                for m in migrations.load("postgres"):
+                    if m.version in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(m.sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                            m.version,
+                            m.name,
+                            utcnow(),
+                        )
+                    applied.append(m.version)
+                return applied
+            finally:
+                # If this is interrupted, the pool's reset on release
+                # (pg_advisory_unlock_all) or closing the connection frees the lock.
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def create_session(self, session: Session) -> None:
+        await self.pool.execute(
+            "INSERT INTO agent_sessions (id, character_id, autonomy_level, status, context,"
+            " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            session.id,
+            session.character_id,
+            int(session.autonomy_level),
+            session.status.value,
+            session.context,
+            session.created_at,
+            session.updated_at,
+        )
+
+    async def get_session(self, session_id: str) -> Session | None:
+        row = await self.pool.fetchrow(
+            "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at"
+            " FROM agent_sessions WHERE id = $1 AND NOT archived",
+            session_id,
+        )
+        if row is None:
+            return None
+        return Session(
+            id=row["id"],
+            character_id=row["character_id"],
+            autonomy_level=AutonomyLevel(row["autonomy_level"]),
+            status=SessionStatus(row["status"]),
+            context=row["context"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    async def set_status(self, session_id: str, status: SessionStatus) -> None:
+        await self.pool.execute(
+            "UPDATE agent_sessions SET status = $2, updated_at = $3 WHERE id = $1",
+            session_id,
+            status.value,
+            utcnow(),
+        )
+
+    async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
+        await self.pool.execute(
+            "UPDATE agent_sessions SET context = $2, updated_at = $3 WHERE id = $1",
+            session_id,
+            context,
+            utcnow(),
+        )
+
+    async def archive_session(self, session_id: str) -> bool:
+        archived = await self.pool.fetchval(
+            "UPDATE agent_sessions SET archived = TRUE, updated_at = $2"
+            " WHERE id = $1 AND NOT archived RETURNING id",
+            session_id,
+            utcnow(),
+        )
+        return archived is not None
+
+    async def append_message(self, message: Message) -> tuple[Message, bool]:
+        sid = message.session_id
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM agent_sessions WHERE id = $1 FOR UPDATE", sid)
+            position = await conn.fetchval(
+                "SELECT COALESCE(MAX(position), 0) + 1 FROM agent_messages WHERE session_id = $1",
+                sid,
+            )
+            inserted = await conn.fetchval(
+                f"INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " ON CONFLICT (session_id, client_id) DO NOTHING RETURNING position",
+                message.id,
+                sid,
+                position,
+                message.role,
+                message.content,
+                message.timestamp,
+                message.client_id,
+                message.tool_calls or None,
+                message.call_id,
+                message.name,
+                message.is_error,
+                message.turn,
+                message.priority,
+            )
+            if inserted is None:  # a repeated client_id: nothing was written
+                row = await conn.fetchrow(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM agent_messages"
+                    " WHERE session_id = $1 AND client_id = $2",
+                    sid,
+                    message.client_id,
+                )
+                return _message(row), False
+            await conn.execute(
+                "UPDATE agent_sessions SET updated_at = $2 WHERE id = $1", sid, utcnow()
+            )
+        message.position = int(inserted)
+        return message, True
+
+    async def _messages(self, where: str, session_id: str) -> list[Message]:
+        rows = await self.pool.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM agent_messages WHERE {where}", session_id
+        )
+        return [_message(row) for row in rows]
+
+    async def list_messages(self, session_id: str) -> list[Message]:
+        return await self._messages("session_id = $1 ORDER BY position", session_id)
+
+    async def conversation(self, session_id: str) -> list[Message]:
+        return await self._messages(
+            "session_id = $1 AND turn IS NOT NULL ORDER BY turn, position", session_id
+        )
+
+    async def pending(self, session_id: str) -> list[Message]:
+        return await self._messages(
+            "session_id = $1 AND turn IS NULL AND role = 'user' ORDER BY priority DESC, position",
+            session_id,
+        )
+
+    async def take_next(self, session_id: str) -> Message | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            turn = await conn.fetchval(
+                "SELECT next_turn FROM agent_sessions WHERE id = $1 FOR UPDATE", session_id
+            )
+            if turn is None:
+                return None
+            row = await conn.fetchrow(
+                "UPDATE agent_messages SET turn = $2 WHERE id = (SELECT id FROM agent_messages"
+                " WHERE session_id = $1 AND turn IS NULL AND role = 'user'"
+                f" ORDER BY priority DESC, position LIMIT 1) RETURNING {_MESSAGE_COLUMNS}",
+                session_id,
+                turn,
+            )
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE agent_sessions SET next_turn = next_turn + 1 WHERE id = $1", session_id
+            )
+        return _message(row)
+
+    async def sessions_needing_attention(self) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT id FROM agent_sessions s WHERE NOT archived AND"
+            " (status = ANY($1::text[]) OR EXISTS (SELECT 1 FROM agent_messages m"
+            " WHERE m.session_id = s.id AND m.turn IS NULL AND m.role = 'user'))"
+            " ORDER BY created_at, id",
+            _RUNNING,
+        )
+        return [row["id"] for row in rows]
+
+    async def reserve_seq(self, session_id: str, count: int) -> int:
+        before = await self.pool.fetchval(
+            "UPDATE agent_sessions SET seq_reserved = seq_reserved + $2 WHERE id = $1"
+            " RETURNING seq_reserved - $2",
+            session_id,
+            count,
+        )
+        if before is None:
+            raise KeyError(session_id)
+        return int(before)

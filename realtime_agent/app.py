@@ -10,18 +10,24 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
 
 import uvicorn
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 
 from .auth import TokenSigner
+from .channels.base import ChannelLayer
 from .channels.memory import MemoryChannels
+from .channels.redis import RedisChannels
 from .config import Settings
+from .errors import Unavailable
 from .llm.base import LLM
 from .llm.demo import DemoLLM
 from .runtime import Agent, AgentConfig
 from .sessions import SessionService
-from .store.sqlite import SQLiteStore
+from .store.base import Store
+from .store.cache import CachedStore
+from .store.factory import open_store
 from .tools.builtins import BUILTIN_TOOLS
 from .tools.registry import ToolRegistry
 from .web import http
@@ -70,15 +76,38 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with AsyncExitStack() as stack:
-            store = await stack.enter_async_context(SQLiteStore(settings.database_url))
-            channels = await stack.enter_async_context(
-                MemoryChannels(
-                    store.reserve_seq,
-                    min_events=settings.history_events,
-                    min_seconds=settings.history_seconds,
-                    max_events=settings.history_max_events,
+            store: Store = await stack.enter_async_context(open_store(settings.database_url))
+            channels: ChannelLayer
+            if settings.redis_url is None:
+                channels = await stack.enter_async_context(
+                    MemoryChannels(
+                        store.reserve_seq,
+                        min_events=settings.history_events,
+                        min_seconds=settings.history_seconds,
+                        max_events=settings.history_max_events,
+                    )
                 )
-            )
+            else:
+                redis = await stack.enter_async_context(Redis.from_url(settings.redis_url))
+                store = CachedStore(
+                    store,
+                    redis,
+                    prefix=settings.redis_prefix,
+                    ttl_seconds=settings.cache_ttl_seconds,
+                )
+                channels = await stack.enter_async_context(
+                    RedisChannels(
+                        redis,
+                        store.reserve_seq,
+                        prefix=settings.redis_prefix,
+                        min_events=settings.history_events,
+                        min_seconds=settings.history_seconds,
+                        max_events=settings.history_max_events,
+                        history_ttl=settings.cache_ttl_seconds,
+                        lease_seconds=settings.run_lease_seconds,
+                        probe_seconds=settings.redis_probe_seconds,
+                    )
+                )
             llm = await _llm(settings, stack)
             tools = ToolRegistry(BUILTIN_TOOLS)
             agent = Agent(
@@ -92,8 +121,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     max_event_bytes=settings.max_event_bytes,
                 ),
             )
-            sessions = await stack.enter_async_context(SessionService(store, channels, agent))
-            yield {"components": Components(settings, _signer(settings), sessions, tools, llm.name)}
+            rescan = None if settings.redis_url is None else settings.run_lease_seconds / 3
+            sessions = await stack.enter_async_context(
+                SessionService(store, channels, agent, rescan_seconds=rescan)
+            )
+            yield {
+                "components": Components(
+                    settings, _signer(settings), sessions, tools, llm.name, channels
+                )
+            }
 
     routes = [
         Route("/agent/sessions", http.create_session, methods=["POST"]),
@@ -110,7 +146,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http.http_error},
+        exception_handlers={
+            HTTPException: http.http_error,
+            Unavailable: http.unavailable,
+            Exception: http.internal_error,
+        },
     )
 
 

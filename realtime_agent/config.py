@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, validation_alias="REDIS_URL", description="unset: in-process channels"
     )
+    redis_prefix: str = Field("ra:", description="prefix of every Redis key and channel")
+    run_lease_seconds: float = Field(
+        15.0, gt=0, description="run lease TTL: a dead process's run is taken over after it"
+    )
+    cache_ttl_seconds: int = Field(86_400, ge=1, description="session cache TTL in Redis")
+    redis_probe_seconds: float = Field(
+        2.0, gt=0, description="publish-to-receive probe of the Redis subscriber"
+    )
     anthropic_api_key: SecretStr | None = Field(
         None, validation_alias="ANTHROPIC_API_KEY", description="unset: the offline demo model"
     )

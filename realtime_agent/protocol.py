@@ -42,6 +42,7 @@ class ErrorCode(enum.StrEnum):
     TOO_LONG = "too_long"
     BUSY = "busy"
     UNKNOWN_APPROVAL = "unknown_approval"
+    UNAVAILABLE = "unavailable"
 
 
 class RunErrorCode(enum.StrEnum):
@@ -249,6 +250,7 @@ class ConnectionError_(_ServerFrame):
         "too_long",
         "busy",
         "unknown_approval",
+        "unavailable",
     ]
     message: str
     ref: str | int | None = None
@@ -360,7 +362,7 @@ class CreateSessionBody(_Body):
 
 
 class ChatBody(_Body):
-    message: Annotated[str, Field(min_length=1)]
+    message: Annotated[str, Field(min_length=1, pattern=r"\S")]
     session_id: Annotated[str, Field(max_length=64)] | None = None
     character_id: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
     client_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None

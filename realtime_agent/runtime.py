@@ -176,7 +176,9 @@ class Agent:
             return f"the tool timed out after {self.config.tool_timeout:g} s", True
         except Exception as exc:  # a tool's failure is a result for the model, not a crash
             log.info("tool %s failed in %s", call["name"], io.session_id, exc_info=True)
-            return f"{type(exc).__name__}: {exc}", True
+            return bound_text(
+                f"{type(exc).__name__}: {exc}", self.config.max_event_bytes - 1024
+            ), True
         if ctx.context != context:
             await io.save_context(ctx.context)
         return bound_text(output, self.config.max_event_bytes - 1024), False

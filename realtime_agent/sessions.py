@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .channels.base import ChannelLayer, Joined, Subscriber
+from .errors import Unavailable
 from .models import (
     AutonomyLevel,
     Message,
@@ -47,6 +48,7 @@ class _Drain:
     task: asyncio.Task[None] | None = None
     run: _Run | None = None
     more: bool = False  # a message arrived while the drain looked for the next one
+    last_end: int = 0  # the position of the last message the previous turn stored
     deleted: bool = False
 
 
@@ -118,8 +120,12 @@ class SessionService:
 
     async def delete(self, session_id: str) -> bool:
         """Archive the session, stop its run and close its sockets with 4404."""
-        if not await self.store.archive_session(session_id):
-            return False
+        async with self.channels.lock(session_id):  # a join either sees it gone or is closed
+            if not await self.store.archive_session(session_id):
+                return False
+            await self.channels.close_session(
+                session_id, CloseCode.SESSION_DELETED, "session deleted"
+            )
         drain = self._drains.pop(session_id, None)
         if drain is not None and drain.task is not None:
             drain.deleted = True
@@ -127,7 +133,6 @@ class SessionService:
             await asyncio.gather(drain.task, return_exceptions=True)
         else:
             await self.channels.signal(session_id, "delete")
-        await self.channels.close_session(session_id, CloseCode.SESSION_DELETED, "session deleted")
         return True
 
     async def join(self, session_id: str, sub: Subscriber, after: int | None) -> Welcome | None:
@@ -149,7 +154,10 @@ class SessionService:
 
     async def busy(self, session_id: str) -> bool:
         """Whether a run is in progress, here or on another process."""
-        return session_id in self._drains or await self.channels.run_active(session_id)
+        drain = self._drains.get(session_id)
+        if drain is not None:
+            return drain.run is not None
+        return await self.channels.run_active(session_id)
 
     async def submit(
         self, session_id: str, content: str, client_id: str, on_busy: OnBusy = "queue"
@@ -208,10 +216,10 @@ class SessionService:
             return
         drain = self._drains[session_id] = _Drain()
         drain.task = asyncio.create_task(
-            self._drain(session_id, drain, first=not from_queue), name=f"drain {session_id}"
+            self._drain(session_id, drain, recovered=from_queue), name=f"drain {session_id}"
         )
 
-    async def _drain(self, session_id: str, drain: _Drain, *, first: bool) -> None:
+    async def _drain(self, session_id: str, drain: _Drain, *, recovered: bool) -> None:
         """Run the session's waiting messages, one turn at a time, under its run lease."""
         try:
             while await self.channels.acquire_run(session_id):
@@ -220,14 +228,18 @@ class SessionService:
                         session_id, lambda kind: self._on_signal(session_id, kind)
                     ):
                         await self._close_lost_run(session_id)
-                        await self._turns(session_id, drain, first)
+                        await self._turns(session_id, drain, recovered)
                 finally:
                     await asyncio.shield(self.channels.release_run(session_id))
                 # A message stored by another process while we held the lease
                 # found it taken and left the message to us.
                 if not await self.store.pending(session_id):
                     return
-                first = False
+                recovered = True  # those messages waited in the queue
+        except Unavailable as exc:  # the watchdog (or the next message) starts it again
+            log.warning("queue of %s stopped: %s", session_id, exc)
+        except Exception:  # the one broad catch of a drain: log it, never lose it silently
+            log.exception("queue of %s failed", session_id)
         finally:
             if self._drains.get(session_id) is drain:
                 del self._drains[session_id]
@@ -238,11 +250,17 @@ class SessionService:
         if session is not None and session.status.running:
             log.warning("run of %s was lost with its process; closing it", session_id)
             async with self.channels.lock(session_id):
-                await self._emit(session_id, {"type": "error", "code": RunErrorCode.RUN_LOST.value,
-                                              "message": "the server stopped during this run"})
+                await self._emit(
+                    session_id,
+                    {
+                        "type": "error",
+                        "code": RunErrorCode.RUN_LOST.value,
+                        "message": "the server stopped during this run",
+                    },
+                )
                 await self._status(session_id, SessionStatus.ERROR, session.status)
 
-    async def _turns(self, session_id: str, drain: _Drain, first: bool) -> None:
+    async def _turns(self, session_id: str, drain: _Drain, recovered: bool) -> None:
         while True:
             drain.more = False
             message = await self.store.take_next(session_id)
@@ -255,9 +273,14 @@ class SessionService:
             if session is None:
                 return
             run = drain.run = _Run(self, session_id, message.turn, session.status)
-            queued = not first and message.priority == 0
-            first = False
-            await self._run(drain, run, queued)
+            # From the queue: it arrived while the previous turn was still storing messages.
+            queued = message.priority == 0 and (recovered or message.position < drain.last_end)
+            recovered = False
+            try:
+                await self._run(drain, run, queued)
+            finally:
+                drain.run = None
+                drain.last_end = max(drain.last_end, run.last_position)
 
     async def _run(self, drain: _Drain, run: _Run, queued: bool) -> None:
         task = run.task = asyncio.create_task(self.agent.run_turn(run, run.state, queued=queued))
@@ -308,6 +331,7 @@ class _Run:
     state: TurnState = field(default_factory=TurnState)
     task: asyncio.Task[None] | None = None
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    last_position: int = 0
 
     def _complete(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
         """Run a durable write to its end even if the turn is interrupted meanwhile."""
@@ -330,6 +354,7 @@ class _Run:
 
     async def _add(self, message: Message, result: bool) -> None:
         stored, _ = await self.service.store.append_message(message)
+        self.last_position = max(self.last_position, stored.position)
         if result:
             await self.service._emit(
                 self.session_id,

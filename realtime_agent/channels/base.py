@@ -56,6 +56,9 @@ class Joined:
 class ChannelLayer(Protocol):
     """Numbering, history and fan-out of session events."""
 
+    #: Why the layer cannot serve right now (``None`` when healthy); ``/readyz`` shows it.
+    problem: str | None
+
     async def emit(self, session_id: str, frame: dict[str, Any]) -> Event:
         """Give ``frame`` the next ``seq`` and ``ts``, keep it in history, deliver it."""
 

@@ -35,11 +35,22 @@ class MemoryChannels:
     previous one could have used (a gap, never a repeat).
     """
 
+    problem: str | None = None
+
     def __init__(
-        self, reserve: SeqReserver, *, min_events: int, min_seconds: float, max_events: int
+        self,
+        reserve: SeqReserver,
+        *,
+        min_events: int,
+        min_seconds: float,
+        max_events: int,
+        idle_seconds: float = 86_400,
     ) -> None:
+        """``idle_seconds``: a session with no socket and no event for that long is
+        forgotten (its history freed; its seq continues from the next reserved block)."""
         self._reserve = reserve
         self._history_args = (min_events, min_seconds, max_events)
+        self._idle = idle_seconds
         self._channels: dict[str, _Channel] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._runs: set[str] = set()
@@ -148,8 +159,8 @@ class MemoryChannels:
         """Forget channels nobody follows once their history window has passed."""
         if now < self._next_sweep:
             return
-        self._next_sweep = now + self._history_args[1] / 4
-        horizon = now - self._history_args[1]
+        self._next_sweep = now + min(self._idle / 4, 60.0)
+        horizon = now - self._idle
         idle = [
             sid
             for sid, chan in self._channels.items()

@@ -25,6 +25,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ..errors import Unavailable, translate
 from ..models import rfc3339, utcnow
 from ..protocol import CloseCode
 from .base import ControlHandler, Event, Joined, SeqReserver, Subscriber
@@ -55,6 +56,7 @@ class _Local:
     filling: list[tuple[int, str]] | None = None
 
 
+@translate(RedisError, OSError, service="Redis")
 class RedisChannels:
     """The :class:`~realtime_agent.channels.base.ChannelLayer` on Redis."""
 
@@ -84,7 +86,6 @@ class RedisChannels:
         self._leases: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
-        self._probe_sent = 0.0
         self._probe_seen = 0.0
         self.probe_lag: float | None = None
         self.problem: str | None = "starting"
@@ -130,10 +131,12 @@ class RedisChannels:
             try:
                 channels = [self._key("ch", sid) for sid in self._local]
                 await pubsub.subscribe(self._key("probe", self._id), *channels)
+                self._probe_seen = time.monotonic()
                 self._pubsub = pubsub
                 if not first:
-                    log.warning("redis subscriber reconnected; resubscribed %d channels",
-                                len(channels))
+                    log.warning(
+                        "redis subscriber reconnected; resubscribed %d channels", len(channels)
+                    )
                 await self._listen(pubsub)
             except (RedisError, OSError, _Deaf) as exc:
                 self.problem = f"redis subscriber: {exc!r}"
@@ -162,8 +165,9 @@ class RedisChannels:
         probe = self._key("probe", self._id).encode()
         while True:
             message = await pubsub.get_message(timeout=self._probe_every)
-            if self._probe_sent and self._probe_sent - self._probe_seen > 3 * self._probe_every:
-                raise _Deaf(f"no probe received for {self._probe_sent - self._probe_seen:.1f}s")
+            silent = time.monotonic() - self._probe_seen
+            if silent > 3 * self._probe_every:  # a probe goes out every _probe_every seconds
+                raise _Deaf(f"no probe received for {silent:.1f}s")
             if message is None:
                 continue
             channel: bytes = message["channel"]
@@ -187,8 +191,7 @@ class RedisChannels:
         channel = self._key("probe", self._id)
         while True:
             try:
-                self._probe_sent = time.monotonic()
-                await self._redis.publish(channel, repr(self._probe_sent))
+                await self._redis.publish(channel, repr(time.monotonic()))
             except (RedisError, OSError) as exc:
                 self.problem = f"redis: {exc!r}"
             await asyncio.sleep(self._probe_every)
@@ -286,21 +289,31 @@ class RedisChannels:
         frame["session_id"] = session_id
         frame["ts"] = rfc3339(utcnow())
         body = orjson.dumps(frame)[:-1]
-        keys = [self._key("seq", session_id), self._key("hist", session_id),
-                self._key("ch", session_id)]
+        keys = [
+            self._key("seq", session_id),
+            self._key("hist", session_id),
+            self._key("ch", session_id),
+        ]
         mark = self._marks.get(session_id) or await self._mark(session_id)
         init: int | str = ""
         while True:
-            seq = int(await self._emit(keys=keys, args=[
-                body, mark, init, *self._keep, self._history_ttl, _COUNTER_TTL]))
+            seq = int(
+                await self._emit(
+                    keys=keys, args=[body, mark, init, *self._keep, self._history_ttl, _COUNTER_TTL]
+                )
+            )
             if seq > 0:
                 return Event(seq, frame["type"], f'{body.decode()},"seq":{seq}}}')
             before = self._marks.get(session_id, 0)
             mark = await self._mark(session_id)
             if seq == -2:  # Redis lost the counter: continue past every number ever reserved
                 init = mark - SEQ_BLOCK
-                log.warning("seq counter of %s was missing; continuing after %d (mark was %d)",
-                            session_id, init, before)
+                log.warning(
+                    "seq counter of %s was missing; continuing after %d (mark was %d)",
+                    session_id,
+                    init,
+                    before,
+                )
 
     async def _since(self, session_id: str, after: int | None) -> tuple[int, list[Event] | None]:
         """The current last seq, and every event after ``after`` if all are still kept."""
@@ -327,9 +340,12 @@ class RedisChannels:
         local = await self._attach(session_id)
         local.subs.add(sub)
         try:
-            viewers = int(await self._presence(
-                keys=[self._key("presence", session_id), self._key("ch", session_id)],
-                args=[self._id, 1, self._history_ttl]))
+            viewers = int(
+                await self._presence(
+                    keys=[self._key("presence", session_id), self._key("ch", session_id)],
+                    args=[self._id, 1, self._history_ttl],
+                )
+            )
             last, replay = await self._since(session_id, after)
             if last < 0:  # a new session, or Redis lost its data: seed the counter
                 await self._seed_counter(session_id)
@@ -352,7 +368,8 @@ class RedisChannels:
         try:
             await self._presence(
                 keys=[self._key("presence", session_id), self._key("ch", session_id)],
-                args=[self._id, -1, self._history_ttl])
+                args=[self._id, -1, self._history_ttl],
+            )
         finally:
             await self._detach(session_id, local)
 
@@ -366,10 +383,13 @@ class RedisChannels:
     async def lock(self, session_id: str) -> AsyncIterator[None]:
         key, token = self._key("lock", session_id), secrets.token_hex(8)
         delay = 0.001
-        async with asyncio.timeout(_LOCK_MS / 1000):
-            while not await self._redis.set(key, token, nx=True, px=_LOCK_MS):
-                await asyncio.sleep(delay)  # a holder keeps it for milliseconds
-                delay = min(delay * 2, 0.05)
+        try:
+            async with asyncio.timeout(_LOCK_MS / 1000):
+                while not await self._redis.set(key, token, nx=True, px=_LOCK_MS):
+                    await asyncio.sleep(delay)  # a holder keeps it for milliseconds
+                    delay = min(delay * 2, 0.05)
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from ..errors import translate
 from ..models import AutonomyLevel, Message, Session, SessionStatus, utcnow
 from . import migrations
 
@@ -31,23 +32,17 @@ async def _init_connection(conn: Any) -> None:
 
 
 def _message(row: Any) -> Message:
-    return Message(
-        id=row["id"],
-        session_id=row["session_id"],
-        position=row["position"],
-        role=row["role"],
-        content=row["content"],
-        timestamp=row["timestamp"],
-        client_id=row["client_id"],
-        tool_calls=row["tool_calls"],
-        call_id=row["call_id"],
-        name=row["name"],
-        is_error=row["is_error"],
-        turn=row["turn"],
-        priority=row["priority"],
-    )
+    # The selected columns are named exactly as the Message fields.
+    return Message(**dict(row))
 
 
+@translate(
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    service="PostgreSQL",
+)
 class PostgresStore:
     """The :class:`~realtime_agent.store.base.Store` on a PostgreSQL database.
 
@@ -166,31 +161,18 @@ class PostgresStore:
         )
         if row is None:
             return None
-        return Session(
-            id=row["id"],
-            character_id=row["character_id"],
-            autonomy_level=AutonomyLevel(row["autonomy_level"]),
-            status=SessionStatus(row["status"]),
-            context=row["context"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        level, status = AutonomyLevel(row["autonomy_level"]), SessionStatus(row["status"])
+        return Session(**{**row, "autonomy_level": level, "status": status})
 
     async def set_status(self, session_id: str, status: SessionStatus) -> None:
-        await self.pool.execute(
-            "UPDATE agent_sessions SET status = $2, updated_at = $3 WHERE id = $1",
-            session_id,
-            status.value,
-            utcnow(),
-        )
+        await self._set(session_id, "status", status.value)
 
     async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
-        await self.pool.execute(
-            "UPDATE agent_sessions SET context = $2, updated_at = $3 WHERE id = $1",
-            session_id,
-            context,
-            utcnow(),
-        )
+        await self._set(session_id, "context", context)
+
+    async def _set(self, session_id: str, column: str, value: Any) -> None:
+        sql = f"UPDATE agent_sessions SET {column} = $2, updated_at = $3 WHERE id = $1"
+        await self.pool.execute(sql, session_id, value, utcnow())
 
     async def archive_session(self, session_id: str) -> bool:
         archived = await self.pool.fetchval(

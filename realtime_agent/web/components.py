@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..auth import TokenSigner
+from ..channels.base import ChannelLayer
 from ..config import Settings
 from ..sessions import SessionService
 from ..tools.registry import ToolRegistry
@@ -17,3 +18,4 @@ class Components:
     sessions: SessionService
     tools: ToolRegistry
     model_name: str
+    channels: ChannelLayer

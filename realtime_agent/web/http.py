@@ -6,6 +6,7 @@ validated by the pydantic models of ``protocol.py``.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from ..models import AutonomyLevel, Session
 from ..protocol import ChatBody, CreateSessionBody, json_schema
 from .components import Components
 
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "realtime-agent", "version": "1"}})
 
@@ -230,18 +232,37 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """
-    summary: Readiness (the store answers)
+    summary: Readiness (the store and the channel layer answer)
     responses:
       200: {description: ready}
       503: {description: a dependency is down}
     """
+    c = _components(request)
+    out: dict[str, Any] = {"status": "ready", "store": "ok", "channels": "ok"}
     try:
-        await _components(request).sessions.store.ping()
+        await c.sessions.store.ping()
     except Exception as exc:  # readiness reports any failure of the dependency
-        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ready", "store": "ok"})
+        out["store"] = f"unavailable: {exc!r}"
+        out["status"] = "unavailable"
+    if c.channels.problem is not None:
+        out["channels"] = c.channels.problem
+        out["status"] = "unavailable"
+    lag = getattr(c.channels, "probe_lag", None)
+    if lag is not None:
+        out["redis_probe_lag_ms"] = round(lag * 1000, 3)
+    return JSONResponse(out, status_code=200 if out["status"] == "ready" else 503)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"error": "temporarily unavailable; try again"}, status_code=503)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """The last resort: a bug answers JSON 500 (it is logged by Starlette's middleware)."""
+    return JSONResponse({"error": "internal server error"}, status_code=500)

@@ -30,6 +30,7 @@ class SocketSender:
     """
 
     __slots__ = (
+        "_greeting",
         "_held",
         "_last_seq",
         "_limit",
@@ -45,7 +46,8 @@ class SocketSender:
         self._send = send
         self._limit = limit
         self._queue: deque[str] = deque()
-        self._queued = 0  # characters waiting in _queue (the bound, close to bytes)
+        self._queued = 0  # characters of live frames waiting in _queue (the bound)
+        self._greeting = 0  # frames queued before go_live (hello, snapshot, replay): unbounded
         self._wake = asyncio.Event()
         self._held: list[Event] | None = []
         self._last_seq = 0
@@ -67,10 +69,19 @@ class SocketSender:
         self.send(event.text)
 
     def send(self, text: str) -> None:
-        """Queue a frame (also one of this connection only: hello, error, pong)."""
+        """Queue a frame (also one of this connection only: hello, error, pong).
+
+        Before :meth:`go_live` (the greeting: hello, snapshot or replay) frames are
+        not counted against the bound: a long transcript must not make a socket
+        impossible to open. The bound guards against a client falling behind.
+        """
         if self.close_code is not None:
             return
         self._queue.append(text)
+        if self._held is not None:
+            self._greeting += 1
+            self._wake.set()
+            return
         self._queued += len(text)
         if self._queued > self._limit and len(self._queue) > 1:  # one big frame alone may pass
             self.close(CloseCode.TRY_AGAIN_LATER, "client fell behind; reconnect with after")
@@ -89,7 +100,7 @@ class SocketSender:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
             self._queue.clear()
-            self._queued = 0
+            self._queued = self._greeting = 0
             self._wake.set()
 
     async def run(self) -> None:
@@ -101,7 +112,10 @@ class SocketSender:
                 self._wake.clear()
                 while queue:
                     text = queue.popleft()
-                    self._queued -= len(text)
+                    if self._greeting:
+                        self._greeting -= 1
+                    else:
+                        self._queued -= len(text)
                     await send({"type": "websocket.send", "text": text})
                 if self.close_code is not None:
                     await send(

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..auth import Claims, origin_allowed
+from ..errors import Unavailable
 from ..protocol import (
     OWNER_ONLY,
     PROTOCOL_VERSION,
@@ -59,7 +60,7 @@ def _after(ws: WebSocket) -> int | None:
     raw = ws.query_params.get("after")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ValueError("after must be a non-negative integer")
     return int(raw)
 
@@ -88,7 +89,11 @@ async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
         after = _after(ws)
     except ValueError as exc:
         return await ws.send_denial_response(_deny(400, str(exc)))
-    if await c.sessions.get(session_id) is None:
+    try:
+        session = await c.sessions.get(session_id)
+    except Unavailable:
+        return await ws.send_denial_response(_deny(503, "temporarily unavailable"))
+    if session is None:
         return await ws.send_denial_response(_deny(404, "unknown session"))
     await ws.accept(subprotocol=subprotocol)
     await Connection(c, ws, send, claims).serve(after)
@@ -192,6 +197,14 @@ class Connection:
                 except FrameError as exc:
                     exc.ref = frame.id
                     raise
+                except Unavailable as exc:
+                    log.warning("message refused: %s", exc)
+                    raise FrameError(
+                        ErrorCode.UNAVAILABLE,
+                        "the server cannot store messages right now; nothing was stored, "
+                        "send it again later",
+                        frame.id,
+                    ) from None
             case InterruptFrame():
                 await self.c.sessions.interrupt(self.session_id)
             case ApproveFrame() | RejectFrame():

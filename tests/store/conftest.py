@@ -4,8 +4,8 @@ Each backend is a factory in :data:`DATABASES`: given the test's ``tmp_path``,
 it makes a fresh, empty database, yields an *opener* (each call gives a new,
 not yet entered store over that same database, so tests can reopen it), and
 drops or flushes the database on exit. The ``store`` fixture is parametrized
-over the factories; to add PostgreSQL, add a ``"postgres"`` entry that creates
-a scratch database (or schema) on a real server and drops it afterwards.
+over the factories: SQLite on a file under ``tmp_path``, PostgreSQL on a
+scratch database of the local server (``tests/pg.py``), dropped afterwards.
 """
 
 from __future__ import annotations

@@ -1,0 +1,132 @@
+"""The seed's hybrid cache: session state in Redis with a TTL, in front of the store.
+
+Reads try Redis first and restore a miss from the store; every change is
+written to the store first, then through to the cache. Writes carry the
+session's ``updated_at`` as a version, and an archived session leaves a
+tombstone, so a late write from another process never puts back an older
+state or a deleted session (``cache_set.lua``). Messages are not cached: the
+transcript is always read from the store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ..errors import translate
+from ..models import AutonomyLevel, Message, Session, SessionStatus
+from .base import Store
+
+_TOMBSTONE = b"!"
+
+
+def _encode(session: Session) -> bytes:
+    return orjson.dumps(
+        {
+            "id": session.id,
+            "character_id": session.character_id,
+            "autonomy_level": int(session.autonomy_level),
+            "status": session.status.value,
+            "context": session.context,
+            "created_at": session.created_at.isoformat(),
+            "updated_at": session.updated_at.isoformat(),
+        }
+    )
+
+
+def _decode(raw: bytes) -> Session:
+    data: dict[str, Any] = orjson.loads(raw.partition(b"|")[2])
+    return Session(
+        id=data["id"],
+        character_id=data["character_id"],
+        autonomy_level=AutonomyLevel(data["autonomy_level"]),
+        status=SessionStatus(data["status"]),
+        context=data["context"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+    )
+
+
+@translate(RedisError, OSError, service="Redis")
+class CachedStore:
+    """A :class:`~realtime_agent.store.base.Store` with sessions cached in Redis."""
+
+    def __init__(self, store: Store, redis: Redis, *, prefix: str, ttl_seconds: int) -> None:
+        self.store = store
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+        self._set = redis.register_script(
+            resources.files(__package__).joinpath("cache_set.lua").read_text()
+        )
+
+    def _key(self, session_id: str) -> str:
+        return f"{self._prefix}session:{session_id}"
+
+    async def _write(self, session: Session) -> None:
+        version = int(session.updated_at.timestamp() * 1_000_000)
+        await self._set(keys=[self._key(session.id)], args=[version, _encode(session), self._ttl])
+
+    async def _refresh(self, session_id: str) -> None:
+        session = await self.store.get_session(session_id)
+        if session is not None:
+            await self._write(session)
+
+    async def get_session(self, session_id: str) -> Session | None:
+        raw: bytes | None = await self._redis.get(self._key(session_id))  # type: ignore[assignment]
+        if raw == _TOMBSTONE:
+            return None
+        if raw is not None:
+            return _decode(raw)
+        session = await self.store.get_session(session_id)
+        if session is not None:
+            await self._write(session)
+        return session
+
+    async def create_session(self, session: Session) -> None:
+        await self.store.create_session(session)
+        await self._write(session)
+
+    async def set_status(self, session_id: str, status: SessionStatus) -> None:
+        await self.store.set_status(session_id, status)
+        await self._refresh(session_id)
+
+    async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
+        await self.store.set_context(session_id, context)
+        await self._refresh(session_id)
+
+    async def archive_session(self, session_id: str) -> bool:
+        archived = await self.store.archive_session(session_id)
+        await self._redis.set(self._key(session_id), _TOMBSTONE, ex=self._ttl)
+        return archived
+
+    # --- the rest goes straight to the store -------------------------------------
+
+    async def ping(self) -> None:
+        await self.store.ping()
+
+    async def append_message(self, message: Message) -> tuple[Message, bool]:
+        return await self.store.append_message(message)
+
+    async def list_messages(self, session_id: str) -> list[Message]:
+        return await self.store.list_messages(session_id)
+
+    async def conversation(self, session_id: str) -> list[Message]:
+        return await self.store.conversation(session_id)
+
+    async def take_next(self, session_id: str) -> Message | None:
+        return await self.store.take_next(session_id)
+
+    async def pending(self, session_id: str) -> list[Message]:
+        return await self.store.pending(session_id)
+
+    async def sessions_needing_attention(self) -> list[str]:
+        return await self.store.sessions_needing_attention()
+
+    async def reserve_seq(self, session_id: str, count: int) -> int:
+        return await self.store.reserve_seq(session_id, count)

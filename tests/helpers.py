@@ -178,6 +178,9 @@ class Api:
     async def connect(
         self, session_id: str, token: str | None, after: int | None = None, **kw: Any
     ) -> WSClient:
+        # Test clients buffer without limit unless told otherwise: one that does not read
+        # its events must still see the close handshake when the test ends.
+        kw.setdefault("max_queue", None)
         conn = await connect(self.ws_url(session_id, token, after), open_timeout=TIMEOUT, **kw)
         client = WSClient(conn)
         self._sockets.append(client)

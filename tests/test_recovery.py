@@ -17,8 +17,13 @@ async def test_run_left_open_by_a_crash_is_closed_and_the_queue_runs(tmp_path: P
         await store.create_session(session)
         for client_id, content in (("c-1", "was running"), ("c-2", "was waiting")):
             await store.append_message(
-                Message(id=new_message_id(), session_id=session.id, role="user",
-                        content=content, client_id=client_id)
+                Message(
+                    id=new_message_id(),
+                    session_id=session.id,
+                    role="user",
+                    content=content,
+                    client_id=client_id,
+                )
             )
         taken = await store.take_next(session.id)
         assert taken is not None and taken.client_id == "c-1"
@@ -29,13 +34,21 @@ async def test_run_left_open_by_a_crash_is_closed_and_the_queue_runs(tmp_path: P
         hello = await viewer.recv()
         assert hello["resumed"] is True
         await viewer.until_status("completed")
-        kinds = [(e["type"], e.get("code") or e.get("status")) for e in viewer.events()
-                 if e["type"] in ("error", "status")]
-        assert kinds == [("error", "run_lost"), ("status", "error"),
-                         ("status", "executing_queued"), ("status", "planning"),
-                         ("status", "completed")]
-        response = await api.http.get(f"/agent/session/{session.id}",
-                                      headers={"Authorization": f"Bearer {token}"})
+        kinds = [
+            (e["type"], e.get("code") or e.get("status"))
+            for e in viewer.events()
+            if e["type"] in ("error", "status")
+        ]
+        assert kinds == [
+            ("error", "run_lost"),
+            ("status", "error"),
+            ("status", "executing_queued"),
+            ("status", "planning"),
+            ("status", "completed"),
+        ]
+        response = await api.http.get(
+            f"/agent/session/{session.id}", headers={"Authorization": f"Bearer {token}"}
+        )
         messages = response.json()["messages"]
         assert [m["role"] for m in messages] == ["user", "user", "assistant"]
         assert "was waiting" in messages[2]["content"]

@@ -123,14 +123,23 @@ class Connection:
                     writer.cancel()
         except* SocketClosed:
             pass
+        except* Unavailable as group:  # Redis or the store is briefly gone: come back later
+            log.warning("websocket %s: %s", self.session_id, group.exceptions[0])
+            await self._close_quietly(CloseCode.TRY_AGAIN_LATER, "temporarily unavailable")
         except* Exception as group:  # the one broad catch of a connection: log and close 1011
             log.error("websocket %s failed", self.session_id, exc_info=group.exceptions[0])
-            try:
-                await self.ws.close(CloseCode.INTERNAL_ERROR, "internal error")
-            except Exception:  # the socket may be gone already; nothing more to tell it
-                pass
+            await self._close_quietly(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            await asyncio.shield(self.c.sessions.leave(self.session_id, sender))
+            try:
+                await asyncio.shield(self.c.sessions.leave(self.session_id, sender))
+            except Unavailable as exc:
+                log.warning("websocket %s left without presence update: %s", self.session_id, exc)
+
+    async def _close_quietly(self, code: int, reason: str) -> None:
+        try:
+            await self.ws.close(code, reason)
+        except Exception:  # the socket may be gone already; nothing more to tell it
+            pass
 
     def _greet(self, welcome: Welcome, after: int | None) -> None:
         session, joined = welcome.session, welcome.joined

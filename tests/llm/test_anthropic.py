@@ -332,7 +332,9 @@ def test_map_event(event: ParsedMessageStreamEvent[None], expected: LLMEvent | N
 
 def test_map_event_rejects_a_non_object_tool_input() -> None:
     """A tool input that is not a JSON object raises LLMError."""
-    block = ToolUseBlock.model_construct(type="tool_use", id="t1", name="f", input=cast(Any, [1, 2]))
+    block = ToolUseBlock.model_construct(
+        type="tool_use", id="t1", name="f", input=cast(Any, [1, 2])
+    )
     with pytest.raises(LLMError, match="not a JSON object"):
         map_event(_block_stop(block))
 

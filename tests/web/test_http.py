@@ -11,7 +11,7 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.helpers import Api, Frame, RunningServer, WSClient, settings_for
+from tests.helpers import Api, Frame, RunningServer, settings_for
 
 API_KEY = "k-test-0123456789abcdef"
 FINAL = {"completed", "completed_with_errors", "error", "interrupted"}

@@ -1,0 +1,547 @@
+"""The channel layer contract, run on every backend: seq, resume, presence, fan-out, leases.
+
+Tests taking ``layer`` or ``make_layer`` run on memory and on Redis with the
+same body; tests taking ``redis_layers`` cover what only several processes on
+one Redis can show (cross-process delivery, lost counters, lost connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import orjson
+
+from realtime_agent.channels.base import ChannelLayer, Event
+from realtime_agent.protocol import CloseCode
+from tests.channels.conftest import WAIT, Layers, Recorder, RedisLayers, SeqBook, Signals
+
+
+def delta(n: int) -> dict[str, Any]:
+    """A fresh session frame (layers add ``session_id``, ``seq`` and ``ts`` to it)."""
+    return {"type": "delta", "message_id": "msg-1", "text": f"chunk {n}"}
+
+
+def parsed(events: list[Event]) -> list[dict[str, Any]]:
+    return [orjson.loads(e.text) for e in events]
+
+
+async def emit_many(layer: ChannelLayer, session_id: str, count: int) -> list[Event]:
+    return [await layer.emit(session_id, delta(n)) for n in range(count)]
+
+
+# --- seq and fan-out ----------------------------------------------------------
+
+
+async def test_emit_numbers_events_from_one_per_session(layer: ChannelLayer, seqs: SeqBook) -> None:
+    """The first events of a session get seq 1, 2, 3, independently of other sessions."""
+    one, two = seqs.session(), seqs.session()
+    events = [
+        await layer.emit(one, delta(1)),
+        await layer.emit(two, delta(1)),
+        await layer.emit(one, delta(2)),
+        await layer.emit(one, delta(3)),
+        await layer.emit(two, delta(2)),
+    ]
+    assert [(e.seq, orjson.loads(e.text)["session_id"]) for e in events] == [
+        (1, one),
+        (1, two),
+        (2, one),
+        (3, one),
+        (2, two),
+    ]
+
+
+async def test_emitted_frame_carries_session_seq_and_time(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """The event's text is the frame with ``session_id``, ``seq`` and an RFC 3339 ``ts``."""
+    session_id = seqs.session()
+    await layer.join(session_id, Recorder(), None)
+    event = await layer.emit(session_id, delta(7))
+    frame = orjson.loads(event.text)
+    assert event.type == "delta"
+    assert frame.pop("ts").endswith("Z")
+    assert frame == {**delta(7), "session_id": session_id, "seq": event.seq}
+
+
+async def test_subscribers_receive_every_event_of_their_session_in_order(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """Each subscriber gets all of its session's events in seq order, and none of another's."""
+    one, two = seqs.session(), seqs.session()
+    first, second, other = Recorder(), Recorder(), Recorder()
+    await layer.join(one, first, None)
+    await layer.join(one, second, None)
+    await layer.join(two, other, None)
+    sent: dict[str, list[Event]] = {one: [], two: []}
+    for n in range(4):
+        for session_id in (one, two, one):
+            sent[session_id].append(await layer.emit(session_id, delta(n)))
+
+    assert [e.seq for e in sent[one]] == list(range(1, 9))
+    assert [e.seq for e in sent[two]] == list(range(1, 5))
+    assert await first.until_events(8) == parsed(sent[one])
+    assert await second.until_events(8) == parsed(sent[one])
+    assert await other.until_events(4) == parsed(sent[two])
+    assert [e.seq for e in first.events()] == [e.seq for e in sent[one]]
+
+
+# --- join and resume ----------------------------------------------------------
+
+
+async def test_join_without_after_gets_no_replay(layer: ChannelLayer, seqs: SeqBook) -> None:
+    """Joining without ``after`` answers the current seq and no replay (a snapshot follows)."""
+    session_id = seqs.session()
+    events = await emit_many(layer, session_id, 3)
+    joined = await layer.join(session_id, Recorder(), None)
+    assert joined.replay is None
+    assert joined.last_seq == events[-1].seq
+
+
+async def test_join_at_last_seq_replays_nothing(layer: ChannelLayer, seqs: SeqBook) -> None:
+    """A client that missed nothing gets an empty replay."""
+    session_id = seqs.session()
+    events = await emit_many(layer, session_id, 3)
+    joined = await layer.join(session_id, Recorder(), events[-1].seq)
+    assert joined.replay == []
+    assert joined.last_seq == events[-1].seq
+
+
+async def test_join_after_replays_exactly_the_missed_events(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """A client resuming inside the window gets every missed event, in order, then live ones."""
+    session_id = seqs.session()
+    events = await emit_many(layer, session_id, 6)
+    sub = Recorder()
+    joined = await layer.join(session_id, sub, events[1].seq)
+    assert joined.replay is not None
+    assert parsed(joined.replay) == parsed(events[2:])
+    assert [e.seq for e in joined.replay] == [e.seq for e in events[2:]]
+    live = await layer.emit(session_id, delta(99))
+    assert live.seq == joined.last_seq + 1
+    await sub.until(lambda: live.seq in [e.seq for e in sub.events()])
+    assert sub.events()[-1].text == live.text
+
+
+async def test_join_outside_the_window_gets_no_partial_replay(
+    make_layer: Layers, seqs: SeqBook
+) -> None:
+    """Resuming from before the window or beyond ``last_seq`` gives ``None``, never a part."""
+    layer = await make_layer(min_events=3, max_events=5, min_seconds=0.001)
+    session_id = seqs.session()
+    events = await emit_many(layer, session_id, 10)
+    last = events[-1].seq
+
+    inside = await layer.join(session_id, Recorder(), last - 3)
+    assert inside.replay is not None
+    assert parsed(inside.replay) == parsed(events[-3:])
+    for after in (last - 6, 0, last + 1, last + 50):
+        joined = await layer.join(session_id, Recorder(), after)
+        assert joined.replay is None, after
+        assert joined.last_seq == last
+
+
+# --- presence, leave, close -------------------------------------------------
+
+
+async def test_presence_tells_the_other_subscribers_the_count(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """Joins and leaves send seq-0 presence frames with the new count; ``viewers`` counts self."""
+    session_id = seqs.session()
+    first, second, third = Recorder(), Recorder(), Recorder()
+
+    assert (await layer.join(session_id, first, None)).viewers == 1
+    assert (await layer.join(session_id, second, None)).viewers == 2
+    await first.until(lambda: first.viewers()[-1:] == [2])
+    assert (await layer.join(session_id, third, None)).viewers == 3
+    await first.until(lambda: first.viewers()[-1:] == [3])
+    await second.until(lambda: second.viewers()[-1:] == [3])
+
+    await layer.leave(session_id, second)
+    await first.until(lambda: first.viewers()[-1:] == [2])
+    await third.until(lambda: third.viewers()[-1:] == [2])
+    presence = [e for e in first.delivered if not e.seq]
+    assert all(e.type == "presence" for e in presence)
+    assert orjson.loads(presence[-1].text) == {"type": "presence", "viewers": 2}
+    assert second.viewers()[-1] == 3  # the one that left is not told
+
+
+async def test_leave_is_idempotent_and_final(layer: ChannelLayer, seqs: SeqBook) -> None:
+    """Leaving twice is harmless, counts once, and a left subscriber receives nothing more."""
+    session_id = seqs.session()
+    staying, leaving, stranger = Recorder(), Recorder(), Recorder()
+    await layer.join(session_id, staying, None)
+    await layer.join(session_id, leaving, None)
+    await layer.leave(session_id, leaving)
+    await layer.leave(session_id, leaving)
+    await layer.leave(session_id, stranger)  # never joined
+    await layer.leave(seqs.session(), stranger)  # a session nobody joined
+    got_before = list(leaving.delivered)
+
+    events = await emit_many(layer, session_id, 3)
+    assert await staying.until_events(3) == parsed(events)
+    assert leaving.delivered == got_before
+    assert (await layer.join(session_id, Recorder(), None)).viewers == 2
+
+
+async def test_close_session_closes_only_that_sessions_subscribers(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """``close_session`` calls ``close(4404, reason)`` on each socket of the session only."""
+    doomed, other = seqs.session(), seqs.session()
+    first, second, bystander = Recorder(), Recorder(), Recorder()
+    await layer.join(doomed, first, None)
+    await layer.join(doomed, second, None)
+    await layer.join(other, bystander, None)
+
+    await layer.close_session(doomed, CloseCode.SESSION_DELETED, "session deleted")
+    assert await first.until_closed() == (4404, "session deleted")
+    assert await second.until_closed() == (4404, "session deleted")
+    # An event sent after the close reaches the bystander after the close would have.
+    event = await layer.emit(other, delta(1))
+    assert await bystander.until_events(1) == parsed([event])
+    assert bystander.closes == []
+    assert first.closes == second.closes == [(4404, "session deleted")]
+
+
+# --- the session lock ---------------------------------------------------------
+
+
+async def test_lock_admits_one_holder_at_a_time(layer: ChannelLayer, seqs: SeqBook) -> None:
+    """A second task taking the session's lock waits until the holder has left it."""
+    session_id = seqs.session()
+    order: list[str] = []
+    held, trying, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with layer.lock(session_id):
+            order.append("holder in")
+            held.set()
+            await release.wait()
+            order.append("holder out")
+
+    async def contender() -> None:
+        await held.wait()
+        trying.set()
+        async with layer.lock(session_id):
+            order.append("contender in")
+        order.append("contender out")
+
+    async with asyncio.timeout(WAIT), asyncio.TaskGroup() as tasks:
+        tasks.create_task(holder())
+        tasks.create_task(contender())
+        await trying.wait()
+        await layer.run_active(session_id)  # a round trip to the backend while the lock is held
+        assert order == ["holder in"]
+        release.set()
+    assert order == ["holder in", "holder out", "contender in", "contender out"]
+
+
+async def test_lock_never_lets_concurrent_tasks_overlap(layer: ChannelLayer, seqs: SeqBook) -> None:
+    """Many tasks awaiting inside the lock still enter and leave it strictly one by one."""
+    session_id = seqs.session()
+    order: list[str] = []
+
+    async def critical(n: int) -> None:
+        async with layer.lock(session_id):
+            order.append(f"in {n}")
+            await layer.run_active(session_id)  # awaits the backend inside the lock
+            order.append(f"out {n}")
+
+    async with asyncio.timeout(WAIT), asyncio.TaskGroup() as tasks:
+        for n in range(8):
+            tasks.create_task(critical(n))
+    assert len(order) == 16
+    for enter, leave in zip(order[::2], order[1::2], strict=True):
+        assert enter.startswith("in ") and leave == "out " + enter.removeprefix("in "), order
+
+
+async def test_locks_of_different_sessions_are_independent(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """Holding one session's lock does not delay taking another session's."""
+    busy, free = seqs.session(), seqs.session()
+    held, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def holder() -> None:
+        async with layer.lock(busy):
+            held.set()
+            await release.wait()
+            order.append("busy released")
+
+    async with asyncio.timeout(WAIT), asyncio.TaskGroup() as tasks:
+        tasks.create_task(holder())
+        await held.wait()
+        async with layer.lock(free):
+            order.append("free taken")
+        release.set()
+    assert order == ["free taken", "busy released"]
+
+
+# --- the run lease ----------------------------------------------------------
+
+
+async def test_run_lease_has_one_holder(layer: ChannelLayer, seqs: SeqBook) -> None:
+    """Only one acquire succeeds until release; ``run_active`` follows; release is idempotent."""
+    session_id, other = seqs.session(), seqs.session()
+    assert not await layer.run_active(session_id)
+    assert await layer.acquire_run(session_id)
+    assert await layer.run_active(session_id)
+    assert not await layer.acquire_run(session_id)
+    assert not await layer.run_active(other)
+    assert await layer.acquire_run(other)
+
+    await layer.release_run(session_id)
+    assert not await layer.run_active(session_id)
+    await layer.release_run(session_id)
+    assert await layer.acquire_run(session_id)
+    assert await layer.run_active(other)
+    await layer.release_run(session_id)
+    await layer.release_run(other)
+    assert not await layer.run_active(session_id)
+    assert not await layer.run_active(other)
+
+
+# --- control signals ----------------------------------------------------------
+
+
+async def test_watch_receives_signals_only_while_entered(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """A watcher gets every signal of its session while entered, and none after exit."""
+    session_id, other = seqs.session(), seqs.session()
+    watcher, outer = Signals(), Signals()
+    async with layer.watch(session_id, outer):
+        async with layer.watch(session_id, watcher):
+            await layer.signal(session_id, "interrupt")
+            await layer.signal(other, "elsewhere")
+            await layer.signal(session_id, "stop")
+            assert await watcher.until(2) == ["interrupt", "stop"]
+        await layer.signal(session_id, "late")
+        # ``outer`` gets "late" after the exited watcher would have.
+        assert await outer.until(3) == ["interrupt", "stop", "late"]
+    assert watcher.kinds == ["interrupt", "stop"]
+
+
+# --- restarts -----------------------------------------------------------------
+
+
+async def test_seq_continues_after_a_restart(make_layer: Layers, seqs: SeqBook) -> None:
+    """A new layer on the same store continues past every seq the old one used."""
+    session_id = seqs.session()
+    before = await make_layer()
+    used = await emit_many(before, session_id, 5)
+    after = await make_layer()
+    following = await emit_many(after, session_id, 2)
+    assert following[0].seq > used[-1].seq
+    assert following[1].seq == following[0].seq + 1
+
+
+async def test_join_right_after_a_fresh_layer_emitted(make_layer: Layers, seqs: SeqBook) -> None:
+    """A join on a layer that has just started and emitted is answered and gets live events."""
+    session_id = seqs.session()
+    async with make_layer.build() as fresh:
+        await fresh.emit(session_id, delta(1))
+        sub = Recorder()
+        async with asyncio.timeout(WAIT):
+            joined = await fresh.join(session_id, sub, None)
+        event = await fresh.emit(session_id, delta(2))
+        assert event.seq == joined.last_seq + 1
+        assert await sub.until_events(1) == parsed([event])
+
+
+# --- Redis: several processes on one Redis -----------------------------------
+
+
+async def test_run_lease_is_shared_by_processes(redis_layers: RedisLayers, seqs: SeqBook) -> None:
+    """Another process cannot take a held run lease, and can once it is released."""
+    first, second = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    assert await first.acquire_run(session_id)
+    assert not await second.acquire_run(session_id)
+    assert await second.run_active(session_id)
+    await second.release_run(session_id)  # not its lease: changes nothing
+    assert await first.run_active(session_id)
+
+    await first.release_run(session_id)
+    assert not await second.run_active(session_id)
+    assert await second.acquire_run(session_id)
+    assert not await first.acquire_run(session_id)
+    await second.release_run(session_id)
+
+
+async def test_run_lease_is_renewed_by_its_holder(redis_layers: RedisLayers, seqs: SeqBook) -> None:
+    """A lease held longer than ``lease_seconds`` stays held: its holder keeps renewing it."""
+    first, second = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    assert await first.acquire_run(session_id)
+    # Hold for twice the 1 s lease. The timer only decides how long the run lasts;
+    # nothing is asserted about time.
+    held_long = asyncio.Event()
+    asyncio.get_running_loop().call_later(2.0, held_long.set)
+    await held_long.wait()
+    assert await second.run_active(session_id)
+    assert not await second.acquire_run(session_id)
+    await first.release_run(session_id)
+    assert await second.acquire_run(session_id)
+    await second.release_run(session_id)
+
+
+async def test_run_lease_of_a_vanished_process_expires(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A lease whose process stopped without releasing it expires, then another can take it."""
+    session_id = seqs.session()
+    async with redis_layers.build() as gone:
+        assert await gone.acquire_run(session_id)
+    # The process is gone without release_run: the lease outlives it until its TTL.
+    assert await redis_layers.raw.pttl(redis_layers.key("lease", session_id)) > 0
+    second = await redis_layers()
+    # Waiting for Redis to expire the 1 s lease is waiting for an external TTL, so
+    # this one wait polls; asyncio.timeout bounds it.
+    async with asyncio.timeout(WAIT):
+        while not await second.acquire_run(session_id):
+            await asyncio.sleep(0.05)
+    assert await second.run_active(session_id)
+    await second.release_run(session_id)
+
+
+async def test_signal_reaches_a_watcher_on_another_process(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A control signal sent by one process is handled by the session's watcher on another."""
+    watching, sending = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    handler = Signals()
+    async with watching.watch(session_id, handler):
+        await sending.signal(session_id, "interrupt")
+        assert await handler.until(1) == ["interrupt"]
+
+
+async def test_events_reach_subscribers_on_other_processes(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A subscriber on B gets A's events in order with the same seq; B replays from history."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    on_a, on_b = Recorder(), Recorder()
+    assert (await a.join(session_id, on_a, None)).viewers == 1
+    assert (await b.join(session_id, on_b, None)).viewers == 2
+    await on_a.until(lambda: on_a.viewers()[-1:] == [2])
+
+    events = await emit_many(a, session_id, 5)
+    assert await on_b.until_events(5) == parsed(events)
+    assert [e.seq for e in on_b.events()] == [e.seq for e in events]
+    assert await on_a.until_events(5) == parsed(events)
+
+    joined = await b.join(session_id, Recorder(), events[1].seq)
+    assert joined.last_seq == events[-1].seq
+    assert joined.replay is not None
+    assert parsed(joined.replay) == parsed(events[2:])
+
+
+async def test_seq_survives_a_lost_counter(redis_layers: RedisLayers, seqs: SeqBook) -> None:
+    """When Redis loses the counter and history, seq jumps past every used number, never back."""
+    layer = await redis_layers()
+    session_id = seqs.session()
+    await layer.join(session_id, Recorder(), None)
+    used = await emit_many(layer, session_id, 5)
+    deleted = await redis_layers.raw.delete(
+        redis_layers.key("seq", session_id), redis_layers.key("hist", session_id)
+    )
+    assert deleted == 2
+
+    following = await emit_many(layer, session_id, 2)
+    assert following[0].seq > max(e.seq for e in used)
+    assert following[1].seq == following[0].seq + 1
+    joined = await layer.join(session_id, Recorder(), used[-1].seq)
+    assert joined.replay is None
+    assert joined.last_seq == following[-1].seq
+
+
+async def _lose_next_publish(redis_layers: RedisLayers, session_id: str, n: int) -> str:
+    """Number and store the session's next event as emit.lua would, but do not publish it."""
+    raw = redis_layers.raw
+    seq = await raw.incr(redis_layers.key("seq", session_id))
+    seconds, micros = await raw.time()
+    frame = {**delta(n), "session_id": session_id, "ts": "2026-01-01T00:00:00Z", "seq": seq}
+    text = orjson.dumps(frame).decode()
+    await raw.rpush(
+        redis_layers.key("hist", session_id), f"{seconds * 1000 + micros // 1000}|{text}"
+    )
+    return text
+
+
+async def test_a_missed_message_is_filled_from_history(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """When a published event never reaches B, B's subscriber gets it from history, in order."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    sub = Recorder()
+    await b.join(session_id, sub, None)
+    first = await emit_many(a, session_id, 3)
+    await sub.until_events(3)
+
+    lost = await _lose_next_publish(redis_layers, session_id, 3)
+    following = await a.emit(session_id, delta(4))
+    frames = await sub.until_events(5)
+    assert [f["seq"] for f in frames] == [e.seq for e in first] + [
+        first[-1].seq + 1,
+        following.seq,
+    ]
+    assert frames[3] == orjson.loads(lost)
+    assert frames[4] == orjson.loads(following.text)
+    assert sub.closes == []
+
+
+async def test_a_gap_history_cannot_fill_closes_the_subscribers(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """When a missed event is gone from history too, B's sockets close with 1001 to resume."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    sub = Recorder()
+    await b.join(session_id, sub, None)
+    await emit_many(a, session_id, 3)
+    await sub.until_events(3)
+
+    await _lose_next_publish(redis_layers, session_id, 3)
+    await redis_layers.raw.delete(redis_layers.key("hist", session_id))
+    await a.emit(session_id, delta(4))
+    code, _ = await sub.until_closed()
+    assert code == CloseCode.GOING_AWAY
+    assert len(sub.events()) == 3  # no event after the gap was delivered
+
+
+async def test_subscriber_connection_loss_closes_sockets_and_recovers(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A killed pub/sub connection closes local sockets with 1001; the layer then reconnects."""
+    layer = await redis_layers()
+    session_id = seqs.session()
+    old = Recorder()
+    joined = await layer.join(session_id, old, None)
+    assert await redis_layers.kill_subscriber(layer) == 1
+    code, _ = await old.until_closed()
+    assert code == CloseCode.GOING_AWAY
+
+    # The socket reconnects (join waits for the resubscription), then its old handler leaves.
+    fresh = Recorder()
+    rejoined = await layer.join(session_id, fresh, joined.last_seq)
+    await layer.leave(session_id, old)
+    assert rejoined.replay == []
+    event = await layer.emit(session_id, delta(1))
+    assert await fresh.until_events(1) == parsed([event])
+
+    # ``problem`` clears when the next probe comes back: wait through delivery round trips.
+    async with asyncio.timeout(WAIT):
+        while layer.problem is not None:
+            event = await layer.emit(session_id, {"type": "delta", "text": secrets.token_hex(2)})
+            await fresh.until(lambda: fresh.events()[-1].seq == event.seq)
+    assert fresh.closes == []

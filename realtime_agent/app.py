@@ -7,13 +7,15 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import TypedDict
 
 import uvicorn
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from .auth import TokenSigner
 from .channels.base import ChannelLayer
@@ -35,6 +37,7 @@ from .web.components import Components
 from .web.ws import SessionSocket
 
 log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 class State(TypedDict):
@@ -143,6 +146,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", http.healthz, methods=["GET"]),
         Route("/readyz", http.readyz, methods=["GET"]),
         WebSocketRoute("/agent/ws/{session_id}", SessionSocket()),
+        Route("/", http.index, methods=["GET"], include_in_schema=False),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(
         routes=routes,

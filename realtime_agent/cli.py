@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from .client.commands import add_client_commands
 from .config import Settings
 
 
@@ -44,6 +45,18 @@ def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from .store.factory import open_store
+
+    async def run() -> None:
+        async with open_store(Settings().database_url):  # opening a store migrates it
+            pass
+
+    asyncio.run(run())
+    print("migrations are up to date")
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -82,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         "protocol, client and server, as served at GET /agent/protocol.schema.json.",
     )
     schema.set_defaults(func=_schema)
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply database migrations and exit",
+        description="Apply every pending migration to DATABASE_URL (SQLite or PostgreSQL) "
+        "and exit. Start-up does the same; this is for deploy pipelines. Safe to run from "
+        "several processes at once.",
+    )
+    migrate.set_defaults(func=_migrate)
+    add_client_commands(sub)
     return parser
 
 

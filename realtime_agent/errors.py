@@ -26,9 +26,13 @@ class Unavailable(RealtimeAgentError):
     """A backing service cannot be reached; nothing was changed by the failed call."""
 
 
-def translate(*causes: type[BaseException], service: str) -> Callable[[type[T]], type[T]]:
+def translate(
+    *causes: type[BaseException],
+    service: str,
+    when: Callable[[BaseException], bool] = lambda exc: True,
+) -> Callable[[type[T]], type[T]]:
     """Class decorator: every public coroutine method raises :class:`Unavailable`
-    (chained to the cause) when it fails with one of ``causes``."""
+    (chained to the cause) when it fails with one of ``causes`` for which ``when`` holds."""
 
     def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -36,6 +40,8 @@ def translate(*causes: type[BaseException], service: str) -> Callable[[type[T]],
             try:
                 return await method(*args, **kwargs)
             except causes as exc:
+                if not when(exc):
+                    raise
                 raise Unavailable(f"{service} is unavailable: {exc!r}") from exc
 
         return wrapper

@@ -36,12 +36,24 @@ def _message(row: Any) -> Message:
     return Message(**dict(row))
 
 
+def _connection_trouble(exc: BaseException) -> bool:
+    """Errors that mean "the database cannot be reached now", not "this query is wrong":
+    network errors, the client's own connection state, and SQLSTATE classes 08
+    (connection), 53 (resources), 57 (operator intervention) and 55000 (e.g. the
+    database does not accept connections)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        return state[:2] in ("08", "53", "57") or state == "55000"
+    return True
+
+
 @translate(
     OSError,
-    asyncpg.PostgresConnectionError,
+    asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,
     service="PostgreSQL",
+    when=_connection_trouble,
 )
 class PostgresStore:
     """The :class:`~realtime_agent.store.base.Store` on a PostgreSQL database.

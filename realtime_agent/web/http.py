@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.schemas import SchemaGenerator
 
 from ..auth import Claims, api_key_matches, bearer
@@ -266,3 +267,8 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """The last resort: a bug answers JSON 500 (it is logged by Starlette's middleware)."""
     return JSONResponse({"error": "internal server error"}, status_code=500)
+
+
+async def index(request: Request) -> Response:
+    """The full-page chat widget."""
+    return FileResponse(Path(__file__).parent.parent / "static" / "index.html")

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -198,7 +199,7 @@ async def test_redis_restart_mid_session_every_client_resumes(
         snapshot = await client.recv()
         assert hello["resumed"] is False and snapshot["type"] == "snapshot"
         assert hello["last_seq"] >= last
-        assert [m["content"] for m in snapshot["messages"]][0] == "before"
+        assert snapshot["messages"][0]["content"] == "before"
     await owner.message("after", "c-2")
     await owner.until_idle()
     await viewer.until_idle()
@@ -220,7 +221,7 @@ async def test_killed_subscriber_connection_closes_sockets_and_resume_has_no_gap
     last = viewer.events()[-1]["seq"]
     client = aioredis.Redis.from_url(cluster.redis.url)
     try:
-        await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # type: ignore[no-untyped-call]
     finally:
         await client.aclose()
     assert await owner.closed() == 1001
@@ -235,3 +236,52 @@ async def test_killed_subscriber_connection_closes_sockets_and_resume_has_no_gap
     await viewer.until_idle()
     assert seq_types(owner) == seq_types(viewer)
     assert owner.events()[0]["seq"] == last + 1 and contiguous(owner.events())
+
+
+async def test_postgres_down_refuses_messages_and_reads_say_503(
+    cluster: Cluster, standin: AnthropicStandIn
+) -> None:
+    """With PostgreSQL gone a message is refused (never acknowledged); reads and /readyz say 503."""
+    a = cluster.api(0)
+    created = await a.create()
+    owner = await a.join(created)
+    name = cluster.dsn.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(cluster.dsn.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await owner.message("lost?", "c-1", id="m1")
+        refused = await owner.until_type("error")
+        assert refused["code"] == "unavailable" and refused["ref"] == "m1"
+        assert "seq" not in refused and not owner.events()
+        read = await a.http.get(
+            f"/agent/session/{created['session_id']}",
+            headers={"Authorization": f"Bearer {created['owner_token']}"},
+        )
+        assert read.status_code == 503 and "error" in read.json()
+        ready = await a.http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["store"].startswith("unavailable")
+    finally:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        await admin.close()
+    await owner.message("stored", "c-2")
+    assert (await owner.until_idle())["status"] == "completed"
+    messages = await transcript(a, created)
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["stored"]
+
+
+async def test_readyz_reports_redis_down(cluster: Cluster, standin: AnthropicStandIn) -> None:
+    """/readyz answers 503 while Redis is down and 200 with the probe lag once it is back."""
+    a = cluster.api(0)
+    assert (await a.http.get("/readyz")).json()["status"] == "ready"
+    await cluster.redis.stop()
+    async with asyncio.timeout(10):
+        while (await a.http.get("/readyz")).status_code != 503:
+            await asyncio.sleep(0.1)  # polling the endpoint a load balancer polls
+    await cluster.redis.start()
+    async with asyncio.timeout(20):
+        while (ready := await a.http.get("/readyz")).status_code != 200:
+            await asyncio.sleep(0.1)
+    assert ready.json()["redis_probe_lag_ms"] >= 0

@@ -1,0 +1,1 @@
+"""The websocket CLI client: ``realtime-agent chat`` and ``realtime-agent watch``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -196,3 +196,14 @@ class Api:
         if not hello["resumed"]:
             assert (await client.recv())["type"] == "snapshot"
         return client
+
+
+async def poll(
+    check: Callable[[], Awaitable[bool]], *, every: float = 0.1, limit: float = 20
+) -> None:
+    """Wait for a condition outside this process that sends no event (an HTTP status a
+    load balancer would poll, a process binding its port). Only for those: everything
+    the server pushes is awaited as an event."""
+    async with asyncio.timeout(limit):
+        while not await check():  # noqa: ASYNC110 - nothing to subscribe to
+            await asyncio.sleep(every)

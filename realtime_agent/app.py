@@ -31,7 +31,7 @@ from .store.base import Store
 from .store.cache import CachedStore
 from .store.factory import open_store
 from .tools.builtins import BUILTIN_TOOLS
-from .tools.registry import ToolRegistry
+from .tools.registry import Tool, ToolRegistry, load_tools
 from .web import http
 from .web.components import Components
 from .web.ws import SessionSocket
@@ -70,6 +70,14 @@ async def _llm(settings: Settings, stack: AsyncExitStack) -> LLM:
         )
     )
     return AnthropicLLM(client, model=settings.model, max_tokens=settings.max_tokens)
+
+
+def _user_tools(settings: Settings) -> list[Tool]:
+    if not settings.tools:
+        return []
+    loaded = load_tools(settings.tools)
+    log.info("loaded %d tools from RA_TOOLS: %s", len(loaded), ", ".join(t.name for t in loaded))
+    return loaded
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -113,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     )
                 )
             llm = await _llm(settings, stack)
-            tools = ToolRegistry(BUILTIN_TOOLS)
+            tools = ToolRegistry([*BUILTIN_TOOLS, *_user_tools(settings)])
             agent = Agent(
                 llm,
                 tools,
@@ -140,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/agent/chat", http.chat, methods=["POST"]),
         Route("/agent/session/{session_id}", http.get_session, methods=["GET"]),
         Route("/agent/session/{session_id}", http.delete_session, methods=["DELETE"]),
+        Route("/agent/session/{session_id}", http.patch_session, methods=["PATCH"]),
         Route("/agent/tools", http.list_tools, methods=["GET"]),
         Route("/agent/protocol.schema.json", http.protocol_schema, methods=["GET"]),
         Route("/openapi.json", http.openapi, methods=["GET"], include_in_schema=False),

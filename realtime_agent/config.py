@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     )
     token_ttl_seconds: int = Field(86_400, ge=1, description="lifetime of session tokens")
 
+    tools: str | None = Field(
+        None, description="your tools: package.module:attr[,package.module:attr...]"
+    )
     max_iterations: int = Field(5, ge=1, description="model calls per run before it stops")
     tool_timeout_seconds: float = Field(30.0, gt=0, description="per tool call")
     llm_timeout_seconds: float = Field(300.0, gt=0, description="per model call")

@@ -85,6 +85,8 @@ class Session:
     context: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    #: ``{"approval_id", "calls", "turn_calls"}`` while tool calls wait for the owner.
+    pending_approval: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -110,6 +112,7 @@ class Message:
     turn: int | None = None
     priority: int = 0
     position: int = 0
+    steered: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         """The message object of PROTOCOL.md (only the fields that apply)."""
@@ -123,6 +126,8 @@ class Message:
             out["client_id"] = self.client_id
         if self.tool_calls:
             out["tool_calls"] = self.tool_calls
+        if self.steered:
+            out["steered"] = True
         if self.role == "tool":
             out["call_id"] = self.call_id
             out["name"] = self.name

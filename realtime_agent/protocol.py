@@ -312,6 +312,12 @@ class ApprovalResolvedEvent(_Event):
     reason: str | None = None
 
 
+class AutonomyEvent(_Event):
+    type: Literal["autonomy"]
+    autonomy_level: int = Field(ge=0, le=3)
+    previous: int = Field(ge=0, le=3)
+
+
 class RunErrorEvent(_Event):
     type: Literal["error"]
     code: Literal["llm_error", "max_iterations", "run_lost", "internal"]
@@ -331,6 +337,7 @@ ServerFrame = Annotated[
     | QueuedEvent
     | ApprovalRequiredEvent
     | ApprovalResolvedEvent
+    | AutonomyEvent
     | RunErrorEvent
     | ConnectionError_,
     Field(union_mode="left_to_right"),
@@ -359,6 +366,10 @@ class _Body(BaseModel):
 class CreateSessionBody(_Body):
     character_id: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
     autonomy_level: Annotated[int, Field(ge=0, le=3)] = 1
+
+
+class PatchSessionBody(_Body):
+    autonomy_level: Annotated[int, Field(ge=0, le=3)]
 
 
 class ChatBody(_Body):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .approvals import REFUSED, Decision, Plan, declined, plan_calls
 from .conversation import INTERRUPTED_RESULT, bound_text, build_conversation, split_text
 from .llm.base import LLM, LLMError, TextDelta, ToolUse
-from .models import Message, SessionStatus, ToolCall, new_message_id
+from .models import AutonomyLevel, Message, SessionStatus, ToolCall, new_message_id
 from .protocol import RunErrorCode
 from .tools.registry import ToolContext, ToolRegistry
 
@@ -50,6 +52,20 @@ class TurnIO(Protocol):
     async def save_context(self, context: dict[str, Any]) -> None:
         """Persist a changed session context."""
 
+    async def autonomy(self) -> AutonomyLevel:
+        """The session's autonomy level now (the owner may change it mid-run)."""
+
+    async def ask_approval(self, approval: dict[str, Any], *, announce: bool) -> Decision:
+        """Wait for the owner's answer to ``approval``, then resolve it.
+
+        With ``announce``, first store it as pending and emit ``approval_required``
+        and ``status: waiting_approval``. Either way, once answered, the pending
+        approval is cleared and ``approval_resolved`` emitted.
+        """
+
+    async def resolve_approval(self, approval_id: str, decision: Decision) -> None:
+        """Clear the pending approval and emit ``approval_resolved``."""
+
 
 @dataclass(slots=True)
 class TurnState:
@@ -59,6 +75,7 @@ class TurnState:
     text: list[str] = field(default_factory=list)
     unanswered: list[ToolCall] = field(default_factory=list)
     tool_failed: bool = False
+    approval_id: str | None = None  # tool calls wait for the owner's answer to this
 
     def take_text(self) -> str:
         text = "".join(self.text)
@@ -89,46 +106,79 @@ class Agent:
         Cancellation (an interrupt) propagates; the caller then stores what
         ``state`` holds with :func:`finish_interrupted`.
         """
-        cfg = self.config
         await io.set_status(SessionStatus.EXECUTING_QUEUED if queued else SessionStatus.PLANNING)
-        for iteration in range(1, cfg.max_iterations + 1):
-            if queued or iteration > 1:
+        await self._loop(io, state, first=1, replan=queued)
+
+    async def resume_turn(self, io: TurnIO, state: TurnState, approval: dict[str, Any]) -> None:
+        """Go on with a turn whose tool calls were waiting for the owner (after a restart)."""
+        calls: list[ToolCall] = approval["turn_calls"]
+        state.unanswered = list(calls)
+        state.approval_id = approval["approval_id"]
+        decision = await io.ask_approval(approval, announce=False)
+        await self._run_calls(io, state, calls, Plan(waiting=approval["calls"]), decision)
+        await self._loop(io, state, first=2, replan=True)
+
+    async def _loop(self, io: TurnIO, state: TurnState, *, first: int, replan: bool) -> None:
+        cfg = self.config
+        for iteration in range(first, cfg.max_iterations + 1):
+            if replan or iteration > first:
                 await io.set_status(SessionStatus.PLANNING)
             try:
                 calls = await self._call_model(io, state)
             except (LLMError, TimeoutError) as exc:
-                reason = (
-                    str(exc) if isinstance(exc, LLMError) else "the model did not answer in time"
-                )
+                reason = str(exc) if isinstance(exc, LLMError) else "no answer in time"
                 await self._store_partial(io, state)
                 await io.fail(RunErrorCode.LLM_ERROR, f"The model call failed: {reason}")
                 await io.set_status(SessionStatus.ERROR)
                 return
             if not calls:
+                done = SessionStatus.COMPLETED
                 await io.set_status(
-                    SessionStatus.COMPLETED_WITH_ERRORS
-                    if state.tool_failed
-                    else SessionStatus.COMPLETED
+                    SessionStatus.COMPLETED_WITH_ERRORS if state.tool_failed else done
                 )
                 return
             if iteration == cfg.max_iterations:
                 break
-            await io.set_status(SessionStatus.EXECUTING)
-            for call in calls:
-                await self._run_tool(io, state, call)
-        await answer_unanswered(
-            io, state, f"not run: the run reached its limit of {cfg.max_iterations} model calls"
-        )
+            plan = plan_calls(await io.autonomy(), calls, self._changes)
+            decision = None
+            if plan.waiting:
+                approval: dict[str, Any] = {
+                    "approval_id": new_approval_id(),
+                    "calls": plan.waiting,
+                    "turn_calls": calls,
+                }
+                state.approval_id = approval["approval_id"]
+                decision = await io.ask_approval(approval, announce=True)
+            await self._run_calls(io, state, calls, plan, decision)
+        limit = f"the run reached its limit of {cfg.max_iterations} model calls"
+        await answer_unanswered(io, state, f"not run: {limit}")
         text = (
             f"I stopped before finishing: this run reached its limit of {cfg.max_iterations} "
             "model calls. Send another message to let me continue."
         )
         await io.add_message(_assistant(io, new_message_id(), text, None))
-        await io.fail(
-            RunErrorCode.MAX_ITERATIONS,
-            f"the run reached its limit of {cfg.max_iterations} model calls",
-        )
+        await io.fail(RunErrorCode.MAX_ITERATIONS, limit)
         await io.set_status(SessionStatus.ERROR)
+
+    def _changes(self, name: str) -> bool:
+        tool = self.tools.get(name)
+        return tool is not None and tool.changes
+
+    async def _run_calls(
+        self,
+        io: TurnIO,
+        state: TurnState,
+        calls: list[ToolCall],
+        plan: Plan,
+        decision: Decision | None,
+    ) -> None:
+        """Run the calls the autonomy level (and the owner) allow; answer the others."""
+        refused = {c["call_id"]: REFUSED for c in plan.refused}
+        if decision is not None and not decision.approved:
+            refused |= {c["call_id"]: declined(decision.reason) for c in plan.waiting}
+        await io.set_status(SessionStatus.EXECUTING)
+        for call in calls:
+            await self._run_tool(io, state, call, refused.get(call["call_id"]))
 
     async def _call_model(self, io: TurnIO, state: TurnState) -> list[ToolCall]:
         """Stream one model call; store its assistant message; return its tool calls."""
@@ -156,10 +206,12 @@ class Agent:
             await io.add_message(_assistant(io, state.message_id, text, calls or None))
         return calls
 
-    async def _run_tool(self, io: TurnIO, state: TurnState, call: ToolCall) -> None:
+    async def _run_tool(
+        self, io: TurnIO, state: TurnState, call: ToolCall, refused: str | None
+    ) -> None:
         await io.emit({"type": "tool_call", **call})
-        output, is_error = await self._execute(io, call)
-        state.tool_failed |= is_error
+        output, is_error = (refused, True) if refused else await self._execute(io, call)
+        state.tool_failed |= is_error and refused is None  # a refusal is not a failure
         state.unanswered.remove(call)  # before the write: add_message completes even if cancelled
         await io.add_message(_tool_message(io, call, output, is_error), result=True)
 
@@ -198,11 +250,17 @@ async def answer_unanswered(io: TurnIO, state: TurnState, reason: str) -> None:
 
 async def finish_interrupted(io: TurnIO, state: TurnState) -> None:
     """Keep what an interrupted turn had: its partial text, answered tool calls, the status."""
+    if state.approval_id is not None:
+        await io.resolve_approval(state.approval_id, Decision(False, "interrupted"))
     text = state.take_text()
     if text:
         await io.add_message(_assistant(io, state.message_id, text, None))
     await answer_unanswered(io, state, INTERRUPTED_RESULT)
     await io.set_status(SessionStatus.INTERRUPTED)
+
+
+def new_approval_id() -> str:
+    return "appr-" + secrets.token_hex(8)
 
 
 def _assistant(io: TurnIO, message_id: str, text: str, calls: list[ToolCall] | None) -> Message:

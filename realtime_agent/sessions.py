@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from .approvals import Decision
 from .channels.base import ChannelLayer, Joined, Subscriber
 from .errors import Unavailable
 from .models import (
@@ -171,6 +172,7 @@ class SessionService:
         busy = await self.busy(session_id)
         if busy and on_busy == "reject":
             raise FrameError(ErrorCode.BUSY, "a run is in progress and on_busy is 'reject'")
+        steer = busy and on_busy == "steer"
         message = Message(
             id=new_message_id(),
             session_id=session_id,
@@ -178,12 +180,15 @@ class SessionService:
             content=content,
             client_id=client_id,
             priority=1 if busy and on_busy == "interrupt" else 0,
+            steered=steer,
         )
         async with self.channels.lock(session_id):
+            if steer:  # join the running turn: the model sees it at its next call
+                message.turn = await self.store.current_turn(session_id)
             stored, created = await self.store.append_message(message)
             if created:
                 await self._emit(session_id, {"type": "message", "message": stored.to_wire()})
-                if busy and on_busy != "interrupt":
+                if busy and on_busy in ("queue", "steer") and not stored.steered:
                     waiting = await self.store.pending(session_id)
                     position = next(i for i, m in enumerate(waiting, 1) if m.id == stored.id)
                     await self._emit(
@@ -199,15 +204,53 @@ class SessionService:
         """Cancel the run in progress, wherever it runs; queued messages stay queued."""
         await self.channels.signal(session_id, "interrupt")
 
-    def _on_signal(self, session_id: str, kind: str) -> None:
+    async def answer_approval(self, session_id: str, approval_id: str, decision: Decision) -> None:
+        """The owner's answer to the pending approval, sent to the run wherever it runs.
+
+        Raises :class:`FrameError` ``unknown_approval`` when no approval with that
+        id is pending (never was, or was answered already).
+        """
+        session = await self.store.get_session(session_id)
+        pending = session.pending_approval if session is not None else None
+        if pending is None or pending["approval_id"] != approval_id:
+            raise FrameError(
+                ErrorCode.UNKNOWN_APPROVAL, f"no pending approval with id {approval_id!r}"
+            )
+        verdict = "approve" if decision.approved else "reject"
+        await self.channels.signal(session_id, f"{verdict}|{approval_id}|{decision.reason or ''}")
+
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> Session | None:
+        """Change the autonomy level and announce it (an ``autonomy`` event)."""
+        async with self.channels.lock(session_id):
+            session = await self.store.get_session(session_id)
+            if session is None:
+                return None
+            await self.store.set_autonomy(session_id, level)
+            await self._emit(
+                session_id,
+                {
+                    "type": "autonomy",
+                    "autonomy_level": int(level),
+                    "previous": int(session.autonomy_level),
+                },
+            )
+            session.autonomy_level = level
+            return session
+
+    def _on_signal(self, session_id: str, signal: str) -> None:
         drain = self._drains.get(session_id)
         if drain is None:
             return
-        if kind == "interrupt" and drain.run is not None and drain.run.task is not None:
-            drain.run.task.cancel()
+        kind, _, arg = signal.partition("|")
+        run = drain.run
+        if kind == "interrupt" and run is not None and run.task is not None:
+            run.task.cancel()
         elif kind == "delete" and drain.task is not None:
             drain.deleted = True
             drain.task.cancel()
+        elif kind in ("approve", "reject") and run is not None:
+            approval_id, _, reason = arg.partition("|")
+            run.decide(approval_id, Decision(kind == "approve", reason or None))
 
     def _ensure_drain(self, session_id: str, *, from_queue: bool = False) -> None:
         drain = self._drains.get(session_id)
@@ -227,7 +270,7 @@ class SessionService:
                     async with self.channels.watch(
                         session_id, lambda kind: self._on_signal(session_id, kind)
                     ):
-                        await self._close_lost_run(session_id)
+                        await self._close_lost_run(session_id, drain)
                         await self._turns(session_id, drain, recovered)
                 finally:
                     await asyncio.shield(self.channels.release_run(session_id))
@@ -244,10 +287,25 @@ class SessionService:
             if self._drains.get(session_id) is drain:
                 del self._drains[session_id]
 
-    async def _close_lost_run(self, session_id: str) -> None:
-        """We hold the lease, yet the session says running: its process died mid-run."""
+    async def _close_lost_run(self, session_id: str, drain: _Drain) -> None:
+        """We hold the lease, yet the session says running: its process died mid-run.
+
+        A turn that was waiting for the owner's approval is taken up again (the
+        approval is durable); any other is closed with ``run_lost``.
+        """
         session = await self.store.get_session(session_id)
-        if session is not None and session.status.running:
+        if session is None or not session.status.running:
+            return
+        approval = session.pending_approval
+        if session.status == SessionStatus.WAITING_APPROVAL and approval is not None:
+            turn = await self.store.current_turn(session_id)
+            run = drain.run = _Run(self, session_id, turn, session.status)
+            try:
+                await self._run(drain, run, self.agent.resume_turn(run, run.state, approval))
+            finally:
+                drain.run = None
+            return
+        if session.status.running:
             log.warning("run of %s was lost with its process; closing it", session_id)
             async with self.channels.lock(session_id):
                 await self._emit(
@@ -277,19 +335,22 @@ class SessionService:
             queued = message.priority == 0 and (recovered or message.position < drain.last_end)
             recovered = False
             try:
-                await self._run(drain, run, queued)
+                await self._run(drain, run, self.agent.run_turn(run, run.state, queued=queued))
             finally:
                 drain.run = None
                 drain.last_end = max(drain.last_end, run.last_position)
 
-    async def _run(self, drain: _Drain, run: _Run, queued: bool) -> None:
-        task = run.task = asyncio.create_task(self.agent.run_turn(run, run.state, queued=queued))
+    async def _run(self, drain: _Drain, run: _Run, turn: Coroutine[Any, Any, None]) -> None:
+        task = run.task = asyncio.create_task(turn)
         try:
             await asyncio.wait([task])
         except asyncio.CancelledError:  # shutdown or delete: interrupt the turn, then stop
+            waiting = run.state.approval_id is not None
             task.cancel()
             await asyncio.wait([task])
-            if not drain.deleted:
+            # A turn waiting for the owner stays waiting: the approval is durable and
+            # the next process to take the session's lease picks the turn up again.
+            if not drain.deleted and not waiting:
                 await asyncio.shield(self._finish(run, task))
             raise
         await self._finish(run, task)
@@ -332,6 +393,8 @@ class _Run:
     task: asyncio.Task[None] | None = None
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
     last_position: int = 0
+    _approval_id: str | None = None
+    _decision: asyncio.Future[Decision] | None = None
 
     def _complete(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
         """Run a durable write to its end even if the turn is interrupted meanwhile."""
@@ -379,6 +442,52 @@ class _Run:
 
     async def save_context(self, context: dict[str, Any]) -> None:
         await self._complete(self.service.store.set_context(self.session_id, context))
+
+    async def autonomy(self) -> AutonomyLevel:
+        session = await self.service.store.get_session(self.session_id)
+        return session.autonomy_level if session is not None else AutonomyLevel.READ_ONLY
+
+    async def ask_approval(self, approval: dict[str, Any], *, announce: bool) -> Decision:
+        self._approval_id = approval["approval_id"]
+        self._decision = asyncio.get_running_loop().create_future()
+        if announce:
+            await self._complete(self._locked(self._announce(approval)))
+        decision = await self._decision
+        await self.resolve_approval(approval["approval_id"], decision)
+        return decision
+
+    async def _announce(self, approval: dict[str, Any]) -> None:
+        await self.service.store.set_pending_approval(self.session_id, approval)
+        await self.service._emit(
+            self.session_id,
+            {
+                "type": "approval_required",
+                "approval_id": approval["approval_id"],
+                "calls": approval["calls"],
+            },
+        )
+        previous, self.status = self.status, SessionStatus.WAITING_APPROVAL
+        await self.service._status(self.session_id, self.status, previous)
+
+    def decide(self, approval_id: str, decision: Decision) -> None:
+        """The owner answered (delivered by a control signal); stale answers are ignored."""
+        if approval_id == self._approval_id and self._decision and not self._decision.done():
+            self._decision.set_result(decision)
+
+    async def resolve_approval(self, approval_id: str, decision: Decision) -> None:
+        self._approval_id = self.state.approval_id = None
+        await self._complete(self._locked(self._resolve(approval_id, decision)))
+
+    async def _resolve(self, approval_id: str, decision: Decision) -> None:
+        await self.service.store.set_pending_approval(self.session_id, None)
+        frame: dict[str, Any] = {
+            "type": "approval_resolved",
+            "approval_id": approval_id,
+            "approved": decision.approved,
+        }
+        if decision.reason:
+            frame["reason"] = decision.reason
+        await self.service._emit(self.session_id, frame)
 
     async def _locked(self, coro: Coroutine[Any, Any, None]) -> None:
         async with self.service.channels.lock(self.session_id):

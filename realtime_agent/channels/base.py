@@ -15,7 +15,7 @@ from typing import Any, Protocol
 #: Reserve a block of ``n`` seq numbers for a session; returns the last seq that
 #: may already have been used (the new block is ``start + 1 .. start + n``).
 SeqReserver = Callable[[str, int], Awaitable[int]]
-#: Receives a control signal's kind; must not block.
+#: Receives a control signal (``kind`` or ``kind|argument``); must not block.
 ControlHandler = Callable[[str], None]
 
 

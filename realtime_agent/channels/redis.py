@@ -89,6 +89,7 @@ class RedisChannels:
         self._probe_seen = 0.0
         self.probe_lag: float | None = None
         self.problem: str | None = "starting"
+        self._connected = asyncio.Event()
         self._emit = redis.register_script(_script("emit.lua"))
         self._presence = redis.register_script(_script("presence.lua"))
         self._history = redis.register_script(_script("since.lua"))
@@ -104,6 +105,12 @@ class RedisChannels:
         await self._redis.ping()
         self._spawn(self._supervise())
         self._spawn(self._probe())
+        try:
+            async with asyncio.timeout(10):  # serve only once events can reach our sockets
+                await self._connected.wait()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -129,10 +136,15 @@ class RedisChannels:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                channels = [self._key("ch", sid) for sid in self._local]
+                sessions = set(self._local)
+                channels = [self._key("ch", sid) for sid in sessions]
                 await pubsub.subscribe(self._key("probe", self._id), *channels)
                 self._probe_seen = time.monotonic()
                 self._pubsub = pubsub
+                # Sockets that joined while we were subscribing saw no connection yet.
+                if late := [self._key("ch", sid) for sid in self._local if sid not in sessions]:
+                    await pubsub.subscribe(*late)
+                self._connected.set()
                 if not first:
                     log.warning(
                         "redis subscriber reconnected; resubscribed %d channels", len(channels)
@@ -250,8 +262,9 @@ class RedisChannels:
             code, _, reason = arg.partition("|")
             for sub in tuple(local.subs):
                 sub.close(int(code), reason)
+            return
         for handler in tuple(local.watchers):
-            handler(kind)
+            handler(body)
 
     async def _attach(self, session_id: str) -> _Local:
         local = self._local.get(session_id)
@@ -280,10 +293,15 @@ class RedisChannels:
 
     # --- events --------------------------------------------------------------
 
-    async def _mark(self, session_id: str) -> int:
-        """A fresh durable seq mark: every number up to it may be used."""
-        self._marks[session_id] = mark = await self._reserve(session_id, SEQ_BLOCK) + SEQ_BLOCK
-        return mark
+    async def _reserve_block(self, session_id: str) -> int:
+        """Reserve the next block of seq numbers in the store; returns its floor.
+
+        Every seq ever used by any process is at most the floor of a reservation
+        made after it, so a lost counter may safely continue from a fresh floor.
+        """
+        floor = await self._reserve(session_id, SEQ_BLOCK)
+        self._marks[session_id] = floor + SEQ_BLOCK
+        return floor
 
     async def emit(self, session_id: str, frame: dict[str, Any]) -> Event:
         frame["session_id"] = session_id
@@ -294,26 +312,25 @@ class RedisChannels:
             self._key("hist", session_id),
             self._key("ch", session_id),
         ]
-        mark = self._marks.get(session_id) or await self._mark(session_id)
-        init: int | str = ""
+        # The counter may only start from the floor of a reservation made now.
+        init: int | str = "" if session_id in self._marks else await self._reserve_block(session_id)
         while True:
-            seq = int(
-                await self._emit(
-                    keys=keys, args=[body, mark, init, *self._keep, self._history_ttl, _COUNTER_TTL]
-                )
-            )
+            args = [
+                body,
+                self._marks[session_id],
+                init,
+                *self._keep,
+                self._history_ttl,
+                _COUNTER_TTL,
+            ]
+            seq = int(await self._emit(keys=keys, args=args))
             if seq > 0:
                 return Event(seq, frame["type"], f'{body.decode()},"seq":{seq}}}')
-            before = self._marks.get(session_id, 0)
-            mark = await self._mark(session_id)
-            if seq == -2:  # Redis lost the counter: continue past every number ever reserved
-                init = mark - SEQ_BLOCK
-                log.warning(
-                    "seq counter of %s was missing; continuing after %d (mark was %d)",
-                    session_id,
-                    init,
-                    before,
-                )
+            if seq == -2 and init != "":
+                raise RuntimeError("emit.lua refused an initial seq; this is a bug")
+            init = await self._reserve_block(session_id)
+            if seq == -2:  # Redis lost the counter: continue past every number reserved
+                log.warning("seq counter of %s was missing; continuing after %d", session_id, init)
 
     async def _since(self, session_id: str, after: int | None) -> tuple[int, list[Event] | None]:
         """The current last seq, and every event after ``after`` if all are still kept."""
@@ -357,7 +374,7 @@ class RedisChannels:
 
     async def _seed_counter(self, session_id: str) -> None:
         """Create a missing counter at the durable mark without emitting an event."""
-        floor = await self._mark(session_id) - SEQ_BLOCK
+        floor = await self._reserve_block(session_id)
         await self._redis.set(self._key("seq", session_id), floor, nx=True, ex=_COUNTER_TTL)
 
     async def leave(self, session_id: str, sub: Subscriber) -> None:

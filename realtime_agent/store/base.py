@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..models import Message, Session, SessionStatus
+from ..models import AutonomyLevel, Message, Session, SessionStatus
 
 
 class Store(Protocol):
@@ -59,3 +59,12 @@ class Store(Protocol):
 
     async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
         """Write only the session context."""
+
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> None:
+        """Write only the autonomy level."""
+
+    async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
+        """Write (or clear, with ``None``) the tool calls waiting for the owner."""
+
+    async def current_turn(self, session_id: str) -> int:
+        """The number of the turn taken last (the running one while a run is on)."""

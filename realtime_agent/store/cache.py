@@ -10,6 +10,7 @@ transcript is always read from the store.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -26,30 +27,17 @@ _TOMBSTONE = b"!"
 
 
 def _encode(session: Session) -> bytes:
-    return orjson.dumps(
-        {
-            "id": session.id,
-            "character_id": session.character_id,
-            "autonomy_level": int(session.autonomy_level),
-            "status": session.status.value,
-            "context": session.context,
-            "created_at": session.created_at.isoformat(),
-            "updated_at": session.updated_at.isoformat(),
-        }
-    )
+    # orjson writes datetimes as RFC 3339 and enums as their values.
+    return orjson.dumps({f.name: getattr(session, f.name) for f in fields(Session)})
 
 
 def _decode(raw: bytes) -> Session:
     data: dict[str, Any] = orjson.loads(raw.partition(b"|")[2])
-    return Session(
-        id=data["id"],
-        character_id=data["character_id"],
-        autonomy_level=AutonomyLevel(data["autonomy_level"]),
-        status=SessionStatus(data["status"]),
-        context=data["context"],
-        created_at=datetime.fromisoformat(data["created_at"]),
-        updated_at=datetime.fromisoformat(data["updated_at"]),
-    )
+    data["autonomy_level"] = AutonomyLevel(data["autonomy_level"])
+    data["status"] = SessionStatus(data["status"])
+    data["created_at"] = datetime.fromisoformat(data["created_at"])
+    data["updated_at"] = datetime.fromisoformat(data["updated_at"])
+    return Session(**data)
 
 
 @translate(RedisError, OSError, service="Redis")
@@ -99,6 +87,17 @@ class CachedStore:
     async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
         await self.store.set_context(session_id, context)
         await self._refresh(session_id)
+
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> None:
+        await self.store.set_autonomy(session_id, level)
+        await self._refresh(session_id)
+
+    async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
+        await self.store.set_pending_approval(session_id, approval)
+        await self._refresh(session_id)
+
+    async def current_turn(self, session_id: str) -> int:
+        return await self.store.current_turn(session_id)
 
     async def archive_session(self, session_id: str) -> bool:
         archived = await self.store.archive_session(session_id)

@@ -17,7 +17,7 @@ _MIGRATION_LOCK = 0x72_61_2D_6D_69_67_72
 _RUNNING = [s.value for s in SessionStatus if s.running]
 _MESSAGE_COLUMNS = (
     "id, session_id, position, role, content, timestamp, client_id, tool_calls,"
-    " call_id, name, is_error, turn, priority"
+    " call_id, name, is_error, turn, priority, steered"
 )
 
 
@@ -167,8 +167,8 @@ class PostgresStore:
 
     async def get_session(self, session_id: str) -> Session | None:
         row = await self.pool.fetchrow(
-            "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at"
-            " FROM agent_sessions WHERE id = $1 AND NOT archived",
+            "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at,"
+            " pending_approval FROM agent_sessions WHERE id = $1 AND NOT archived",
             session_id,
         )
         if row is None:
@@ -181,6 +181,18 @@ class PostgresStore:
 
     async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
         await self._set(session_id, "context", context)
+
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> None:
+        await self._set(session_id, "autonomy_level", int(level))
+
+    async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
+        await self._set(session_id, "pending_approval", approval)
+
+    async def current_turn(self, session_id: str) -> int:
+        turn = await self.pool.fetchval(
+            "SELECT next_turn - 1 FROM agent_sessions WHERE id = $1", session_id
+        )
+        return int(turn or 0)
 
     async def _set(self, session_id: str, column: str, value: Any) -> None:
         sql = f"UPDATE agent_sessions SET {column} = $2, updated_at = $3 WHERE id = $1"
@@ -205,7 +217,7 @@ class PostgresStore:
             )
             inserted = await conn.fetchval(
                 f"INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                 " ON CONFLICT (session_id, client_id) DO NOTHING RETURNING position",
                 message.id,
                 sid,
@@ -220,6 +232,7 @@ class PostgresStore:
                 message.is_error,
                 message.turn,
                 message.priority,
+                message.steered,
             )
             if inserted is None:  # a repeated client_id: nothing was written
                 row = await conn.fetchrow(

@@ -16,7 +16,7 @@ from . import migrations
 _RUNNING = tuple(s.value for s in SessionStatus if s.running)
 _MESSAGE_COLUMNS = (
     "id, session_id, position, role, content, timestamp, client_id, tool_calls,"
-    " call_id, name, is_error, turn, priority"
+    " call_id, name, is_error, turn, priority, steered"
 )
 
 
@@ -41,6 +41,7 @@ def _message(row: aiosqlite.Row) -> Message:
         is_error=None if row[10] is None else bool(row[10]),
         turn=row[11],
         priority=row[12],
+        steered=bool(row[13]),
     )
 
 
@@ -127,8 +128,8 @@ class SQLiteStore:
 
     async def get_session(self, session_id: str) -> Session | None:
         async with self.db.execute(
-            "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at"
-            " FROM agent_sessions WHERE id = ? AND archived = 0",
+            "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at,"
+            " pending_approval FROM agent_sessions WHERE id = ? AND archived = 0",
             (session_id,),
         ) as cur:
             row = await cur.fetchone()
@@ -142,6 +143,7 @@ class SQLiteStore:
             context=orjson.loads(row[4]),
             created_at=datetime.fromisoformat(row[5]),
             updated_at=datetime.fromisoformat(row[6]),
+            pending_approval=orjson.loads(row[7]) if row[7] else None,
         )
 
     async def _update(self, sql: str, params: tuple[Any, ...]) -> None:
@@ -160,6 +162,29 @@ class SQLiteStore:
             "UPDATE agent_sessions SET context = ?, updated_at = ? WHERE id = ?",
             (orjson.dumps(context).decode(), utcnow().isoformat(), session_id),
         )
+
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> None:
+        await self._update(
+            "UPDATE agent_sessions SET autonomy_level = ?, updated_at = ? WHERE id = ?",
+            (int(level), utcnow().isoformat(), session_id),
+        )
+
+    async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
+        await self._update(
+            "UPDATE agent_sessions SET pending_approval = ?, updated_at = ? WHERE id = ?",
+            (
+                None if approval is None else orjson.dumps(approval).decode(),
+                utcnow().isoformat(),
+                session_id,
+            ),
+        )
+
+    async def current_turn(self, session_id: str) -> int:
+        async with self.db.execute(
+            "SELECT next_turn - 1 FROM agent_sessions WHERE id = ?", (session_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def archive_session(self, session_id: str) -> bool:
         async with self._write:
@@ -190,7 +215,7 @@ class SQLiteStore:
                 (message.position,) = await cur.fetchone()  # type: ignore[misc]
             await db.execute(
                 f"INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message.id,
                     message.session_id,
@@ -205,6 +230,7 @@ class SQLiteStore:
                     None if message.is_error is None else int(message.is_error),
                     message.turn,
                     message.priority,
+                    int(message.steered),
                 ),
             )
             await db.execute(

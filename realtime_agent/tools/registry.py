@@ -3,6 +3,8 @@
 One pydantic model, derived from the signature, gives both the schema the
 model sees and the validation the tool gets, so the two cannot drift apart.
 Pydantic stays inside this module: tool authors write annotated functions.
+The registry takes any object with :class:`Tool`'s surface (:class:`AnyTool`),
+such as the tools of MCP servers, and can consult sources whose tools change.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 import orjson
 import pydantic
@@ -43,6 +45,30 @@ class ToolContext:
 
     session_id: str
     context: dict[str, Any]
+
+
+class AnyTool(Protocol):
+    """What the registry and the agent need of a tool; :class:`Tool` is one."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def changes(self) -> bool:
+        """False when the tool only reads, True when it also changes something."""
+    @property
+    def input_schema(self) -> dict[str, Any]: ...
+    @property
+    def source(self) -> str:
+        """Where the tool comes from: "python", "mcp:<server>"."""
+
+    async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> str:
+        """Run the tool; raise for a failure (the caller makes it an error result)."""
+
+
+ToolSource = Callable[[], Iterable[AnyTool]]
+"""A source of tools that may change over time: called for the current list."""
 
 
 @dataclass(frozen=True)
@@ -169,27 +195,43 @@ def stringify(value: Any) -> str:
 
 
 class ToolRegistry:
-    """The tools one server offers, by name."""
+    """The tools one server offers, by name.
 
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
-        self._tools: dict[str, Tool] = {}
+    ``tools`` are fixed; each of ``dynamic`` is called whenever the registry is
+    read, for the tools it has now (an MCP server's come and go). Names are
+    unique among the fixed tools; a dynamic tool whose name is already taken
+    (by a fixed tool or an earlier one) is left out.
+    """
+
+    def __init__(self, tools: Iterable[AnyTool] = (), dynamic: Iterable[ToolSource] = ()) -> None:
+        self._tools: dict[str, AnyTool] = {}
         for t in tools:
             if self._tools.setdefault(t.name, t) is not t:
                 raise ValueError(f"two tools are named {t.name!r}; tool names must be unique")
+        self._dynamic = tuple(dynamic)
 
-    def get(self, name: str) -> Tool | None:
+    def _current(self) -> dict[str, AnyTool]:
+        if not self._dynamic:
+            return self._tools
+        tools = dict(self._tools)
+        for source in self._dynamic:
+            for t in source():
+                tools.setdefault(t.name, t)
+        return tools
+
+    def get(self, name: str) -> AnyTool | None:
         """The tool called ``name``, or None."""
-        return self._tools.get(name)
+        return self._current().get(name)
 
     def specs(self) -> list[ToolSpec]:
-        """Every tool as the model sees it, in registration order."""
-        return [ToolSpec(t.name, t.description, t.input_schema) for t in self._tools.values()]
+        """Every tool as the model sees it: fixed ones in registration order, then dynamic."""
+        return [ToolSpec(t.name, t.description, t.input_schema) for t in self._current().values()]
 
-    def __iter__(self) -> Iterator[Tool]:
-        return iter(self._tools.values())
+    def __iter__(self) -> Iterator[AnyTool]:
+        return iter(list(self._current().values()))
 
     def __len__(self) -> int:
-        return len(self._tools)
+        return len(self._current())
 
 
 def load_tools(spec: str) -> list[Tool]:

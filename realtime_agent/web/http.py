@@ -20,7 +20,7 @@ from starlette.schemas import SchemaGenerator
 
 from ..auth import Claims, api_key_matches, bearer
 from ..models import AutonomyLevel, Session
-from ..protocol import ChatBody, CreateSessionBody, json_schema
+from ..protocol import ChatBody, CreateSessionBody, PatchSessionBody, json_schema
 from .components import Components
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,28 @@ async def get_session(request: Request) -> JSONResponse:
             "messages": [m.to_wire() for m in messages],
         }
     )
+
+
+async def patch_session(request: Request) -> JSONResponse:
+    """
+    summary: Change a session's autonomy level
+    description: Body {"autonomy_level": 0-3}; announced to every client as an autonomy event.
+    responses:
+      200: {description: "id, autonomy_level"}
+      401: {description: token or API key required}
+      403: {description: not the owner}
+      404: {description: unknown or deleted session}
+      422: {description: invalid body}
+    """
+    session_id = request.path_params["session_id"]
+    _authorize(request, session_id, owner=True)
+    body = await _body(request, PatchSessionBody)
+    session = await _components(request).sessions.set_autonomy(
+        session_id, AutonomyLevel(body.autonomy_level)
+    )
+    if session is None:
+        raise HTTPException(404, "unknown session")
+    return JSONResponse({"id": session.id, "autonomy_level": int(session.autonomy_level)})
 
 
 async def delete_session(request: Request) -> JSONResponse:

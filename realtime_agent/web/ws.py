@@ -16,8 +16,10 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from ..approvals import Decision
 from ..auth import Claims, origin_allowed
 from ..errors import Unavailable
+from ..models import Session
 from ..protocol import (
     OWNER_ONLY,
     PROTOCOL_VERSION,
@@ -39,6 +41,14 @@ from .components import Components
 from .sender import SocketClosed, SocketSender
 
 log = logging.getLogger(__name__)
+
+
+def _wire_approval(session: Session) -> dict[str, Any] | None:
+    """The pending approval as the protocol shows it (without our bookkeeping)."""
+    pending = session.pending_approval
+    if pending is None:
+        return None
+    return {"approval_id": pending["approval_id"], "calls": pending["calls"]}
 
 
 def _deny(status: int, detail: str) -> JSONResponse:
@@ -155,7 +165,7 @@ class Connection:
                     "last_seq": joined.last_seq,
                     "resumed": resumed and after is not None,
                     "viewers": joined.viewers,
-                    "pending_approval": None,
+                    "pending_approval": _wire_approval(session),
                 }
             )
         )
@@ -167,7 +177,7 @@ class Connection:
                         "status": session.status.value,
                         "last_seq": joined.last_seq,
                         "messages": [m.to_wire() for m in welcome.snapshot],
-                        "pending_approval": None,
+                        "pending_approval": _wire_approval(session),
                     }
                 )
             )
@@ -217,8 +227,12 @@ class Connection:
             case InterruptFrame():
                 await self.c.sessions.interrupt(self.session_id)
             case ApproveFrame() | RejectFrame():
-                raise FrameError(
-                    ErrorCode.UNKNOWN_APPROVAL,
-                    f"no pending approval with id {frame.approval_id!r}",
-                    frame.id,
-                )
+                approved = isinstance(frame, ApproveFrame)
+                reason = None if isinstance(frame, ApproveFrame) else frame.reason
+                try:
+                    await self.c.sessions.answer_approval(
+                        self.session_id, frame.approval_id, Decision(approved, reason)
+                    )
+                except FrameError as exc:
+                    exc.ref = frame.id
+                    raise

@@ -1,0 +1,2 @@
+ALTER TABLE agent_sessions ADD COLUMN pending_approval JSONB;
+ALTER TABLE agent_messages ADD COLUMN steered BOOLEAN NOT NULL DEFAULT false;

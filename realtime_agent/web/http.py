@@ -172,7 +172,7 @@ async def get_session(request: Request) -> JSONResponse:
 async def patch_session(request: Request) -> JSONResponse:
     """
     summary: Change a session's autonomy level
-    description: Body {"autonomy_level": 0-3}; announced to every client as an autonomy event.
+    description: 'Body {"autonomy_level": 0-3}; announced to every client as an autonomy event.'
     responses:
       200: {description: "id, autonomy_level"}
       401: {description: token or API key required}

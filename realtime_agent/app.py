@@ -23,6 +23,7 @@ from .channels.memory import MemoryChannels
 from .channels.redis import RedisChannels
 from .config import Settings
 from .errors import Unavailable
+from .limits import SocketCounts
 from .llm.base import LLM
 from .llm.demo import DemoLLM
 from .runtime import Agent, AgentConfig
@@ -31,7 +32,8 @@ from .store.base import Store
 from .store.cache import CachedStore
 from .store.factory import open_store
 from .tools.builtins import BUILTIN_TOOLS
-from .tools.registry import Tool, ToolRegistry, load_tools
+from .tools.mcp import McpTools, load_mcp_config
+from .tools.registry import Tool, ToolRegistry, ToolSource, load_tools
 from .web import http
 from .web.components import Components
 from .web.ws import SessionSocket
@@ -100,6 +102,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     )
                 )
             else:
+                if settings.database_url.startswith("sqlite"):
+                    raise ValueError(
+                        "REDIS_URL is set but DATABASE_URL is SQLite: several processes need "
+                        "one shared PostgreSQL (DATABASE_URL=postgresql://...)"
+                    )
                 redis = await stack.enter_async_context(Redis.from_url(settings.redis_url))
                 store = CachedStore(
                     store,
@@ -121,7 +128,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     )
                 )
             llm = await _llm(settings, stack)
-            tools = ToolRegistry([*BUILTIN_TOOLS, *_user_tools(settings)])
+            dynamic: list[ToolSource] = []
+            if settings.mcp_config:
+                mcp_tools = await stack.enter_async_context(
+                    McpTools(load_mcp_config(settings.mcp_config))
+                )
+                dynamic.append(mcp_tools.tools)
+            tools = ToolRegistry([*BUILTIN_TOOLS, *_user_tools(settings)], dynamic=dynamic)
             agent = Agent(
                 llm,
                 tools,
@@ -135,11 +148,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             rescan = None if settings.redis_url is None else settings.run_lease_seconds / 3
             sessions = await stack.enter_async_context(
-                SessionService(store, channels, agent, rescan_seconds=rescan)
+                SessionService(
+                    store,
+                    channels,
+                    agent,
+                    rescan_seconds=rescan,
+                    max_queued=settings.max_queued_messages,
+                    max_runs=settings.max_concurrent_runs,
+                )
             )
             yield {
                 "components": Components(
-                    settings, _signer(settings), sessions, tools, llm.name, channels
+                    settings,
+                    _signer(settings),
+                    sessions,
+                    tools,
+                    llm.name,
+                    channels,
+                    SocketCounts(
+                        settings.max_sockets_per_session, settings.max_sockets_per_address
+                    ),
                 )
             }
 
@@ -149,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/agent/session/{session_id}", http.get_session, methods=["GET"]),
         Route("/agent/session/{session_id}", http.delete_session, methods=["DELETE"]),
         Route("/agent/session/{session_id}", http.patch_session, methods=["PATCH"]),
+        Route("/agent/session/{session_id}/revoke-viewers", http.revoke_viewers, methods=["POST"]),
         Route("/agent/tools", http.list_tools, methods=["GET"]),
         Route("/agent/protocol.schema.json", http.protocol_schema, methods=["GET"]),
         Route("/openapi.json", http.openapi, methods=["GET"], include_in_schema=False),
@@ -182,8 +211,8 @@ def server_config(
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_interval,
         timeout_graceful_shutdown=10,
     )
     for name in ("uvicorn.access", "uvicorn.error"):

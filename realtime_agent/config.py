@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     tools: str | None = Field(
         None, description="your tools: package.module:attr[,package.module:attr...]"
     )
+    mcp_config: str | None = Field(
+        None, description='MCP servers JSON file ({"mcpServers": {...}}), connected at start-up'
+    )
     max_iterations: int = Field(5, ge=1, description="model calls per run before it stops")
     tool_timeout_seconds: float = Field(30.0, gt=0, description="per tool call")
     llm_timeout_seconds: float = Field(300.0, gt=0, description="per model call")
@@ -83,6 +86,20 @@ class Settings(BaseSettings):
     ws_per_message_deflate: bool = Field(
         False, description="accept permessage-deflate (2.4x memory per socket)"
     )
+    rate_limit_per_second: float = Field(
+        20.0, gt=0, description="client frames per second per socket (token bucket rate)"
+    )
+    rate_limit_burst: int = Field(
+        40, ge=1, description="client frames a socket may send at once (bucket size)"
+    )
+    max_sockets_per_session: int = Field(2000, ge=1, description="open sockets per session")
+    max_sockets_per_address: int = Field(2000, ge=1, description="open sockets per client address")
+    max_queued_messages: int = Field(20, ge=1, description="waiting messages per session")
+    max_concurrent_runs: int = Field(64, ge=1, description="runs at once per process")
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="on SIGTERM, how long runs may go on before they are interrupted"
+    )
+    ws_ping_interval: float = Field(20.0, gt=0, description="websocket keep-alive ping interval")
     demo_chunk_delay: float = Field(
         0.02, ge=0, description="seconds between the demo model's chunks"
     )

@@ -87,6 +87,8 @@ class Session:
     updated_at: datetime = field(default_factory=utcnow)
     #: ``{"approval_id", "calls", "turn_calls"}`` while tool calls wait for the owner.
     pending_approval: dict[str, Any] | None = None
+    #: Viewer tokens of an older generation are refused (the owner revoked them).
+    viewer_generation: int = 0
 
 
 @dataclass(slots=True)

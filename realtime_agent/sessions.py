@@ -63,6 +63,8 @@ class SessionService:
         agent: Agent,
         *,
         rescan_seconds: float | None = None,
+        max_queued: int = 20,
+        max_runs: int = 64,
     ) -> None:
         """``rescan_seconds``: how often to look for runs whose process died (several
         processes share the sessions); ``None`` looks once, at start-up."""
@@ -70,6 +72,8 @@ class SessionService:
         self.channels = channels
         self.agent = agent
         self._rescan = rescan_seconds
+        self._max_queued = max_queued
+        self._run_slots = asyncio.Semaphore(max_runs)  # more runs than this wait their turn
         self._drains: dict[str, _Drain] = {}
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -172,6 +176,12 @@ class SessionService:
         busy = await self.busy(session_id)
         if busy and on_busy == "reject":
             raise FrameError(ErrorCode.BUSY, "a run is in progress and on_busy is 'reject'")
+        if busy and on_busy in ("queue", "interrupt"):
+            queued_now = len(await self.store.pending(session_id))
+            if queued_now >= self._max_queued:
+                raise FrameError(
+                    ErrorCode.BUSY, f"the queue is full ({queued_now} messages wait); try later"
+                )
         steer = busy and on_busy == "steer"
         message = Message(
             id=new_message_id(),
@@ -219,6 +229,12 @@ class SessionService:
         verdict = "approve" if decision.approved else "reject"
         await self.channels.signal(session_id, f"{verdict}|{approval_id}|{decision.reason or ''}")
 
+    async def revoke_viewers(self, session_id: str) -> int:
+        """Make every viewer token issued so far invalid and close open viewer sockets."""
+        generation = await self.store.bump_viewer_generation(session_id)
+        await self.channels.signal(session_id, f"revoke-viewers|{generation}")
+        return generation
+
     async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> Session | None:
         """Change the autonomy level and announce it (an ``autonomy`` event)."""
         async with self.channels.lock(session_id):
@@ -248,6 +264,8 @@ class SessionService:
         elif kind == "delete" and drain.task is not None:
             drain.deleted = True
             drain.task.cancel()
+        elif kind == "lease-lost" and drain.task is not None:
+            drain.task.cancel()  # another process may run this session now: stop here
         elif kind in ("approve", "reject") and run is not None:
             approval_id, _, reason = arg.partition("|")
             run.decide(approval_id, Decision(kind == "approve", reason or None))
@@ -335,7 +353,8 @@ class SessionService:
             queued = message.priority == 0 and (recovered or message.position < drain.last_end)
             recovered = False
             try:
-                await self._run(drain, run, self.agent.run_turn(run, run.state, queued=queued))
+                async with self._run_slots:
+                    await self._run(drain, run, self.agent.run_turn(run, run.state, queued=queued))
             finally:
                 drain.run = None
                 drain.last_end = max(drain.last_end, run.last_position)

@@ -144,7 +144,9 @@ class RedisChannels:
                 # Sockets that joined while we were subscribing saw no connection yet.
                 if late := [self._key("ch", sid) for sid in self._local if sid not in sessions]:
                     await pubsub.subscribe(*late)
+                self.problem = None
                 self._connected.set()
+                backoff = 0.1
                 if not first:
                     log.warning(
                         "redis subscriber reconnected; resubscribed %d channels", len(channels)
@@ -410,7 +412,10 @@ class RedisChannels:
         try:
             yield
         finally:
-            await asyncio.shield(self._unlock(keys=[key], args=[token]))
+            try:
+                await asyncio.shield(self._unlock(keys=[key], args=[token]))
+            except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
+                log.warning("could not release the lock of %s: %r", session_id, exc)
 
     async def acquire_run(self, session_id: str) -> bool:
         key, token = self._key("lease", session_id), f"{self._id}.{secrets.token_hex(4)}"
@@ -429,10 +434,10 @@ class RedisChannels:
                 log.warning("could not renew the run lease of %s: %r", session_id, exc)
                 continue
             if not kept:
-                log.error("run lease of %s was lost; stopping the run", session_id)
+                log.error("run lease of %s was lost; stopping its runs here", session_id)
                 local = self._local.get(session_id)
                 for handler in tuple(local.watchers if local else ()):
-                    handler("interrupt")
+                    handler("lease-lost")
                 return
 
     async def release_run(self, session_id: str) -> None:

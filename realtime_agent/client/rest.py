@@ -27,7 +27,7 @@ def _error_text(response: httpx.Response) -> str:
     except ValueError:
         return response.text.strip()[:200]
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
+        return str(body["error"])
     return response.text.strip()[:200]
 
 

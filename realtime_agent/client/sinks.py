@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Protocol, TextIO
 
 from .items import EndText, Item, Line, Notice, Text
-from .style import dim
+from .style import dim, printable
 
 
 class Sink(Protocol):
@@ -42,18 +42,19 @@ class PlainSink:
             match item:
                 case Text(text):
                     if text:
-                        self.out.write(text)
+                        self.out.write(printable(text))
                         self._open = not text.endswith("\n")
                 case EndText():
                     self._end_line()
                 case Line(text, is_dim):
                     self._end_line()
-                    self.out.write((dim(text, self.color) if is_dim else text) + "\n")
+                    safe = printable(text)
+                    self.out.write((dim(safe, self.color) if is_dim else safe) + "\n")
                 case Notice(text):
                     if self.out.isatty():  # same screen: do not glue it to a streamed line
                         self._end_line()
                     self.out.flush()
-                    self.err.write(text + "\n")
+                    self.err.write(printable(text) + "\n")
                     self.err.flush()
         self.out.flush()
 

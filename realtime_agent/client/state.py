@@ -144,8 +144,7 @@ class SessionState:
             return "status: not connected yet"
         seq = "-" if self.last_seq is None else str(self.last_seq)
         line = (
-            f"status: {self.status} · viewers: {self.viewers} · role: {self.role}"
-            f" · last seq: {seq}"
+            f"status: {self.status} · viewers: {self.viewers} · role: {self.role} · last seq: {seq}"
         )
         if self.pending_approval is not None:
             line += f" · approval pending: {self.pending_approval.approval_id}"
@@ -282,9 +281,10 @@ class SessionState:
     def _settle_from_snapshot(self, messages: list[Frame]) -> None:
         """After a snapshot replaced lost events, guess (best effort) where own runs stand.
 
-        Ours and something after it, with a final status: that status is its
-        outcome. Ours the last user message while a run is in progress: that
-        run is ours. Otherwise the next run to start is counted as ours.
+        Ours and something after it (or its run had started), with a final
+        status: that status is its outcome. Ours the last user message while a
+        run is in progress: that run is ours. Otherwise the next run to start
+        is counted as ours.
         """
         user_ids = [m.get("client_id") for m in messages if m.get("role") == "user"]
         for sent in self._sent.values():
@@ -293,7 +293,7 @@ class SessionState:
             index = next(i for i, m in enumerate(messages) if m.get("client_id") == sent.client_id)
             sent.echoed = True
             sent.runs_ahead = 0
-            if self.status in FINAL and index < len(messages) - 1:
+            if self.status in FINAL and (sent.started or index < len(messages) - 1):
                 sent.outcome = self.status
             elif self.running and user_ids[-1] == sent.client_id:
                 sent.started = True

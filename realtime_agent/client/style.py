@@ -24,3 +24,16 @@ def use_color(stream: TextIO, environ: Mapping[str, str]) -> bool:
 def dim(text: str, color: bool) -> str:
     """``text`` dimmed when ``color``, else as it is."""
     return f"{DIM}{text}{RESET}" if color else text
+
+
+_CONTROLS = {
+    code: "\ufffd"
+    for code in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+    if chr(code) not in "\n\t"
+}
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences, carriage
+    returns) from the server or the model become U+FFFD; newlines and tabs stay."""
+    return text.translate(_CONTROLS)

@@ -6,7 +6,7 @@
  * POST /agent/sessions to create a session, and the session's websocket
  * GET /agent/ws/{id}?token=T[&after=N] for everything else.
  *
- * Embedding: one <script src="https://host/static/widget.js" defer></script>
+ * Embedding: one <script src="<server>/static/widget.js" defer></script>
  * and one or more containers
  *   <div data-realtime-agent
  *        data-server="https://host"        (default: this page's origin)
@@ -533,7 +533,6 @@
     this.useHash = root.hasAttribute("data-hash");
     var fromHash = this.useHash ? parseHash() : {};
     this.server = (safeHttpUrl(data.server || location.origin) || location.href).replace(/\/+$/, "");
-    this.origin = new URL(this.server).origin;
     this.sessionId = fromHash.session || data.session || null;
     this.token = fromHash.token || data.token || null;
     this.viewerToken = fromHash.viewer || data.viewerToken || null;
@@ -602,7 +601,7 @@
     header.appendChild(this.shareButton);
     if (this.useHash) {
       var fresh = h("a", "ra-button ra-new", "New chat");
-      fresh.href = this.origin + "/";
+      fresh.href = this.server + "/";
       header.appendChild(fresh);
     }
     root.appendChild(header);
@@ -714,7 +713,7 @@
     var token = this.shareToken();
     if (token === null || this.sessionId === null) return;
     var link =
-      this.origin +
+      this.server +
       "/#session=" +
       encodeURIComponent(this.sessionId) +
       "&token=" +
@@ -895,6 +894,7 @@
   Widget.prototype.stop = function (why) {
     this.stopped = true;
     this.live = false;
+    this.dropOutbox("not sent");
     if (this.retryTimer !== null) {
       clearTimeout(this.retryTimer);
       this.retryTimer = null;
@@ -1134,6 +1134,7 @@
     } else if (message.role === "assistant") {
       var reply = this.assistantEntry(message.id);
       reply.final = true;
+      reply.renderPending = false;
       reply.text = message.content || "";
       reply.el.classList.remove("ra-streaming");
       renderMarkdown(reply.text, reply.body);
@@ -1151,7 +1152,28 @@
     entry.text += event.text;
     entry.el.classList.add("ra-streaming");
     entry.body.hidden = false;
-    renderMarkdown(entry.text, entry.body);
+    this.scheduleRender(entry);
+  };
+
+  /*
+   * Streaming text is re-rendered at most once per frame (a timer stands in
+   * where frames are throttled, as in a background tab); the final message
+   * renders at once and cancels what is pending.
+   */
+  Widget.prototype.scheduleRender = function (entry) {
+    if (entry.renderPending) return;
+    entry.renderPending = true;
+    var self = this;
+    var run = function () {
+      if (!entry.renderPending) return;
+      entry.renderPending = false;
+      if (entry.final) return;
+      self.keepScroll(function () {
+        renderMarkdown(entry.text, entry.body);
+      });
+    };
+    requestAnimationFrame(run);
+    setTimeout(run, 100);
   };
 
   Widget.prototype.toolCall = function (call, owner, started) {

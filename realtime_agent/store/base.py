@@ -66,5 +66,8 @@ class Store(Protocol):
     async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
         """Write (or clear, with ``None``) the tool calls waiting for the owner."""
 
+    async def bump_viewer_generation(self, session_id: str) -> int:
+        """Revoke every viewer token issued so far; returns the new generation."""
+
     async def current_turn(self, session_id: str) -> int:
         """The number of the turn taken last (the running one while a run is on)."""

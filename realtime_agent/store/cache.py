@@ -96,6 +96,11 @@ class CachedStore:
         await self.store.set_pending_approval(session_id, approval)
         await self._refresh(session_id)
 
+    async def bump_viewer_generation(self, session_id: str) -> int:
+        generation = await self.store.bump_viewer_generation(session_id)
+        await self._refresh(session_id)
+        return generation
+
     async def current_turn(self, session_id: str) -> int:
         return await self.store.current_turn(session_id)
 

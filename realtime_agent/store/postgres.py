@@ -168,7 +168,8 @@ class PostgresStore:
     async def get_session(self, session_id: str) -> Session | None:
         row = await self.pool.fetchrow(
             "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at,"
-            " pending_approval FROM agent_sessions WHERE id = $1 AND NOT archived",
+            " pending_approval, viewer_generation FROM agent_sessions"
+            " WHERE id = $1 AND NOT archived",
             session_id,
         )
         if row is None:
@@ -187,6 +188,17 @@ class PostgresStore:
 
     async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
         await self._set(session_id, "pending_approval", approval)
+
+    async def bump_viewer_generation(self, session_id: str) -> int:
+        generation = await self.pool.fetchval(
+            "UPDATE agent_sessions SET viewer_generation = viewer_generation + 1,"
+            " updated_at = $2 WHERE id = $1 RETURNING viewer_generation",
+            session_id,
+            utcnow(),
+        )
+        if generation is None:
+            raise KeyError(session_id)
+        return int(generation)
 
     async def current_turn(self, session_id: str) -> int:
         turn = await self.pool.fetchval(

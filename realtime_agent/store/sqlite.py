@@ -129,7 +129,8 @@ class SQLiteStore:
     async def get_session(self, session_id: str) -> Session | None:
         async with self.db.execute(
             "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at,"
-            " pending_approval FROM agent_sessions WHERE id = ? AND archived = 0",
+            " pending_approval, viewer_generation FROM agent_sessions"
+            " WHERE id = ? AND archived = 0",
             (session_id,),
         ) as cur:
             row = await cur.fetchone()
@@ -144,6 +145,7 @@ class SQLiteStore:
             created_at=datetime.fromisoformat(row[5]),
             updated_at=datetime.fromisoformat(row[6]),
             pending_approval=orjson.loads(row[7]) if row[7] else None,
+            viewer_generation=row[8],
         )
 
     async def _update(self, sql: str, params: tuple[Any, ...]) -> None:
@@ -178,6 +180,19 @@ class SQLiteStore:
                 session_id,
             ),
         )
+
+    async def bump_viewer_generation(self, session_id: str) -> int:
+        async with self._write:
+            async with self.db.execute(
+                "UPDATE agent_sessions SET viewer_generation = viewer_generation + 1,"
+                " updated_at = ? WHERE id = ? RETURNING viewer_generation",
+                (utcnow().isoformat(), session_id),
+            ) as cur:
+                row = await cur.fetchone()
+            await self.db.commit()
+        if row is None:
+            raise KeyError(session_id)
+        return int(row[0])
 
     async def current_turn(self, session_id: str) -> int:
         async with self.db.execute(

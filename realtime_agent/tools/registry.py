@@ -57,6 +57,7 @@ class AnyTool(Protocol):
     @property
     def changes(self) -> bool:
         """False when the tool only reads, True when it also changes something."""
+
     @property
     def input_schema(self) -> dict[str, Any]: ...
     @property

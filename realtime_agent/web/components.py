@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..auth import TokenSigner
 from ..channels.base import ChannelLayer
 from ..config import Settings
+from ..limits import SocketCounts
 from ..sessions import SessionService
 from ..tools.registry import ToolRegistry
 
@@ -19,3 +20,4 @@ class Components:
     tools: ToolRegistry
     model_name: str
     channels: ChannelLayer
+    sockets: SocketCounts

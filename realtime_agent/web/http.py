@@ -20,7 +20,7 @@ from starlette.schemas import SchemaGenerator
 
 from ..auth import Claims, api_key_matches, bearer
 from ..models import AutonomyLevel, Session
-from ..protocol import ChatBody, CreateSessionBody, PatchSessionBody, json_schema
+from ..protocol import ChatBody, CreateSessionBody, FrameError, PatchSessionBody, json_schema
 from .components import Components
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,10 @@ async def chat(request: Request) -> JSONResponse:
             raise HTTPException(404, "unknown session")
         session = found
     client_id = body.client_id or f"rest-{secrets.token_hex(8)}"
-    await c.sessions.submit(session.id, body.message, client_id)
+    try:
+        await c.sessions.submit(session.id, body.message, client_id)
+    except FrameError as exc:  # the queue is full
+        raise HTTPException(429, exc.message) from None
     current = await c.sessions.get(session.id)
     status = (current or session).status.value
     return JSONResponse({"session_id": session.id, "status": status} | out)
@@ -149,11 +152,14 @@ async def get_session(request: Request) -> JSONResponse:
       404: {description: unknown or deleted session}
     """
     session_id = request.path_params["session_id"]
-    _authorize(request, session_id, owner=False)
+    claims = _authorize(request, session_id, owner=False)
     c = _components(request)
     session = await c.sessions.get(session_id)
     if session is None:
         raise HTTPException(404, "unknown session")
+    if claims is not None and claims.role == "viewer":
+        if claims.generation != session.viewer_generation:
+            raise HTTPException(401, "this viewer token was revoked")
     messages = await c.sessions.transcript(session_id)
     return JSONResponse(
         {
@@ -189,6 +195,26 @@ async def patch_session(request: Request) -> JSONResponse:
     if session is None:
         raise HTTPException(404, "unknown session")
     return JSONResponse({"id": session.id, "autonomy_level": int(session.autonomy_level)})
+
+
+async def revoke_viewers(request: Request) -> JSONResponse:
+    """
+    summary: Revoke every viewer token of a session
+    description: Open viewer sockets close with 1008; answers a new viewer token.
+    responses:
+      200: {description: "session_id, viewer_token"}
+      401: {description: token or API key required}
+      403: {description: not the owner}
+      404: {description: unknown or deleted session}
+    """
+    session_id = request.path_params["session_id"]
+    _authorize(request, session_id, owner=True)
+    c = _components(request)
+    if await c.sessions.get(session_id) is None:
+        raise HTTPException(404, "unknown session")
+    generation = await c.sessions.revoke_viewers(session_id)
+    token = c.signer.issue(session_id, "viewer", generation)
+    return JSONResponse({"session_id": session_id, "viewer_token": token})
 
 
 async def delete_session(request: Request) -> JSONResponse:

@@ -95,12 +95,14 @@ class SocketSender:
         for event in held:
             self.deliver(event)
 
-    def close(self, code: int, reason: str) -> None:
-        """Drop what is queued and close the socket with ``code`` (idempotent)."""
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None:
+        """Close the socket with ``code`` (idempotent): after what is queued with
+        ``flush``, else dropping it (a client that fell behind resumes anyway)."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-            self._queue.clear()
-            self._queued = self._greeting = 0
+            if not flush:
+                self._queue.clear()
+                self._queued = self._greeting = 0
             self._wake.set()
 
     async def run(self) -> None:

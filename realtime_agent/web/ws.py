@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 from ..approvals import Decision
 from ..auth import Claims, origin_allowed
 from ..errors import Unavailable
+from ..limits import TokenBucket
 from ..models import Session
 from ..protocol import (
     OWNER_ONLY,
@@ -105,8 +106,16 @@ async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
         return await ws.send_denial_response(_deny(503, "temporarily unavailable"))
     if session is None:
         return await ws.send_denial_response(_deny(404, "unknown session"))
-    await ws.accept(subprotocol=subprotocol)
-    await Connection(c, ws, send, claims).serve(after)
+    if claims.role == "viewer" and claims.generation != session.viewer_generation:
+        return await ws.send_denial_response(_deny(403, "this viewer token was revoked"))
+    address = ws.client.host if ws.client else "unknown"
+    if refused := c.sockets.admit(session_id, address):
+        return await ws.send_denial_response(_deny(429, refused))
+    try:
+        await ws.accept(subprotocol=subprotocol)
+        await Connection(c, ws, send, claims).serve(after)
+    finally:
+        c.sockets.release(session_id, address)
 
 
 class Connection:
@@ -118,6 +127,8 @@ class Connection:
         self.claims = claims
         self.session_id = claims.session_id
         self.sender = SocketSender(send, c.settings.send_queue_bytes)
+        self.bucket = TokenBucket(c.settings.rate_limit_per_second, c.settings.rate_limit_burst)
+        self.strikes = 0  # frames refused in a row by the rate limit
 
     async def serve(self, after: int | None) -> None:
         sender = self.sender
@@ -129,8 +140,11 @@ class Connection:
                     sender.close(CloseCode.SESSION_DELETED, "session deleted")
                 else:
                     self._greet(welcome, after)
-                    await self._read()
-                    writer.cancel()
+                    async with self.c.channels.watch(self.session_id, self._on_signal):
+                        await self._read()
+                    if sender.close_code is None:  # the client left
+                        writer.cancel()
+                    # else: we are closing: the writer sends the close frame, then ends
         except* SocketClosed:
             pass
         except* Unavailable as group:  # Redis or the store is briefly gone: come back later
@@ -185,12 +199,35 @@ class Connection:
             self.sender.send(event.text)
         self.sender.go_live(joined.last_seq)
 
+    def _on_signal(self, signal: str) -> None:
+        kind, _, arg = signal.partition("|")
+        if kind == "revoke-viewers" and self.claims.role == "viewer":
+            if self.claims.generation < int(arg):
+                self.sender.close(CloseCode.POLICY_VIOLATION, "viewer access was revoked")
+
     async def _read(self) -> None:
         limit = self.c.settings.max_content_chars
+        loop = asyncio.get_running_loop()
         while True:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            if not self.bucket.take(loop.time()):
+                self.strikes += 1
+                if self.strikes > self.bucket.burst:  # sustained abuse, not a burst
+                    self.sender.close(CloseCode.POLICY_VIOLATION, "too many frames", flush=True)
+                    return
+                self.sender.send(
+                    encode(
+                        {
+                            "type": "error",
+                            "code": "rate_limited",
+                            "message": "too many frames; slow down",
+                        }
+                    )
+                )
+                continue
+            self.strikes = 0
             text = message.get("text")
             try:
                 if text is None:

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -17,6 +17,7 @@ from realtime_agent.channels.memory import MemoryChannels
 from realtime_agent.channels.redis import RedisChannels
 from tests.redis_util import REDIS_URL, delete_prefix, redis_client, unique_prefix
 
+L = TypeVar("L", bound=MemoryChannels | RedisChannels)
 #: Bounds every wait of the suite; waits end on a condition, never on time.
 WAIT = 5.0
 #: A history far larger than any test needs, unless a test asks for a small one.
@@ -87,6 +88,10 @@ class Recorder:
         await self.until(lambda: len(self.events()) >= count)
         return self.frames()
 
+    async def until_seq(self, seq: int) -> None:
+        """Wait until the event numbered ``seq`` (or a later one) was delivered."""
+        await self.until(lambda: any(e.seq >= seq for e in self.delivered))
+
     async def until_closed(self) -> tuple[int, str]:
         await self.until(lambda: bool(self.closes))
         return self.closes[0]
@@ -111,6 +116,28 @@ class Signals:
         return self.kinds
 
 
+async def exit_layer(layer: MemoryChannels | RedisChannels) -> None:
+    """Exit ``layer``, failing (not hanging) when it does not stop within :data:`WAIT`.
+
+    On timeout the pending exit is cancelled, which cancels the layer's tasks once more.
+    """
+    try:
+        async with asyncio.timeout(WAIT):
+            await layer.__aexit__(None, None, None)
+    except TimeoutError:
+        pytest.fail(f"{type(layer).__name__} did not stop within {WAIT}s of being exited")
+
+
+@asynccontextmanager
+async def running(layer: L) -> AsyncIterator[L]:
+    """Enter ``layer`` for the block; its exit is bounded by :func:`exit_layer`."""
+    await layer.__aenter__()
+    try:
+        yield layer
+    finally:
+        await exit_layer(layer)
+
+
 class Layers:
     """Builds layers of one backend sharing one :class:`SeqBook`.
 
@@ -130,9 +157,11 @@ class Layers:
 
     async def __call__(self, **overrides: Any) -> ChannelLayer:
         layer = self.build(**overrides)
-        if isinstance(layer, MemoryChannels):
-            return await self._stack.enter_async_context(layer)
-        return await _ready(await self._stack.enter_async_context(layer))
+        await self._enter(layer)
+        return layer
+
+    async def _enter(self, layer: MemoryChannels | RedisChannels) -> None:
+        await self._stack.enter_async_context(running(layer))
 
 
 class RedisLayers(Layers):
@@ -146,10 +175,14 @@ class RedisLayers(Layers):
         self.prefix = unique_prefix()
         self.names: dict[RedisChannels, str] = {}
 
-    def build(self, **overrides: Any) -> RedisChannels:
-        # Each layer has its own client (and pool), like a separate process;
-        # the client's name lets a test find this layer's pub/sub connection.
-        name = f"{self.prefix}{secrets.token_hex(3)}"
+    def build(self, *, named: bool = False, **overrides: Any) -> RedisChannels:
+        """A layer with its own client (and pool), like a separate process.
+
+        A ``named`` layer's connections carry a client name, so that
+        :meth:`kill_subscriber` can find them (naming adds a round trip per
+        connection, so other layers connect as the app does).
+        """
+        name = f"{self.prefix}{secrets.token_hex(3)}" if named else None
         client = Redis.from_url(REDIS_URL, client_name=name)
         self._stack.push_async_callback(client.aclose)
         options: dict[str, Any] = {
@@ -160,14 +193,17 @@ class RedisLayers(Layers):
             **overrides,
         }
         layer = RedisChannels(client, self.seqs.reserve, prefix=self.prefix, **options)
-        self.names[layer] = name
+        if name is not None:
+            self.names[layer] = name
         return layer
 
-    async def __call__(self, **overrides: Any) -> RedisChannels:
-        return await _ready(await self._stack.enter_async_context(self.build(**overrides)))
+    async def __call__(self, *, named: bool = False, **overrides: Any) -> RedisChannels:
+        layer = self.build(named=named, **overrides)
+        await self._enter(layer)
+        return layer
 
     async def kill_subscriber(self, layer: RedisChannels) -> int:
-        """Kill the pub/sub connection(s) of ``layer`` on the server; how many were killed.
+        """Kill the pub/sub connection(s) of a ``named`` layer; how many were killed.
 
         Narrower than ``CLIENT KILL TYPE pubsub``, which would also cut other
         tests' subscribers on a shared Redis.
@@ -182,19 +218,6 @@ class RedisLayers(Layers):
     def key(self, kind: str, session_id: str) -> str:
         """The Redis key (or channel) ``kind`` of a session under this test's prefix."""
         return f"{self.prefix}{kind}:{session_id}"
-
-
-async def _ready(layer: RedisChannels) -> RedisChannels:
-    """Return ``layer`` once its pub/sub subscriber is up.
-
-    A watch returns once its channel is subscribed; entering one before any
-    other await puts it in the supervisor's first SUBSCRIBE. Without this wait
-    a join can be lost while the subscriber connects: see
-    ``test_join_right_after_a_fresh_layer_emitted``.
-    """
-    async with layer.watch(f"warmup-{secrets.token_hex(4)}", Signals()):
-        pass
-    return layer
 
 
 @asynccontextmanager

@@ -15,7 +15,15 @@ import orjson
 
 from realtime_agent.channels.base import ChannelLayer, Event
 from realtime_agent.protocol import CloseCode
-from tests.channels.conftest import WAIT, Layers, Recorder, RedisLayers, SeqBook, Signals
+from tests.channels.conftest import (
+    WAIT,
+    Layers,
+    Recorder,
+    RedisLayers,
+    SeqBook,
+    Signals,
+    running,
+)
 
 
 def delta(n: int) -> dict[str, Any]:
@@ -122,7 +130,7 @@ async def test_join_after_replays_exactly_the_missed_events(
     assert [e.seq for e in joined.replay] == [e.seq for e in events[2:]]
     live = await layer.emit(session_id, delta(99))
     assert live.seq == joined.last_seq + 1
-    await sub.until(lambda: live.seq in [e.seq for e in sub.events()])
+    await sub.until_seq(live.seq)
     assert sub.events()[-1].text == live.text
 
 
@@ -345,7 +353,7 @@ async def test_seq_continues_after_a_restart(make_layer: Layers, seqs: SeqBook) 
 async def test_join_right_after_a_fresh_layer_emitted(make_layer: Layers, seqs: SeqBook) -> None:
     """A join on a layer that has just started and emitted is answered and gets live events."""
     session_id = seqs.session()
-    async with make_layer.build() as fresh:
+    async with running(make_layer.build()) as fresh:
         await fresh.emit(session_id, delta(1))
         sub = Recorder()
         async with asyncio.timeout(WAIT):
@@ -353,6 +361,13 @@ async def test_join_right_after_a_fresh_layer_emitted(make_layer: Layers, seqs: 
         event = await fresh.emit(session_id, delta(2))
         assert event.seq == joined.last_seq + 1
         assert await sub.until_events(1) == parsed([event])
+
+
+async def test_layer_stops_when_exited_right_after_entering(make_layer: Layers) -> None:
+    """A layer exited as soon as it was entered stops its tasks and returns."""
+    for _ in range(5):
+        async with running(make_layer.build()):
+            pass
 
 
 # --- Redis: several processes on one Redis -----------------------------------
@@ -397,7 +412,7 @@ async def test_run_lease_of_a_vanished_process_expires(
 ) -> None:
     """A lease whose process stopped without releasing it expires, then another can take it."""
     session_id = seqs.session()
-    async with redis_layers.build() as gone:
+    async with running(redis_layers.build()) as gone:
         assert await gone.acquire_run(session_id)
     # The process is gone without release_run: the lease outlives it until its TTL.
     assert await redis_layers.raw.pttl(redis_layers.key("lease", session_id)) > 0
@@ -405,7 +420,7 @@ async def test_run_lease_of_a_vanished_process_expires(
     # Waiting for Redis to expire the 1 s lease is waiting for an external TTL, so
     # this one wait polls; asyncio.timeout bounds it.
     async with asyncio.timeout(WAIT):
-        while not await second.acquire_run(session_id):
+        while not await second.acquire_run(session_id):  # noqa: ASYNC110 (nothing to await)
             await asyncio.sleep(0.05)
     assert await second.run_active(session_id)
     await second.release_run(session_id)
@@ -523,7 +538,7 @@ async def test_subscriber_connection_loss_closes_sockets_and_recovers(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:
     """A killed pub/sub connection closes local sockets with 1001; the layer then reconnects."""
-    layer = await redis_layers()
+    layer = await redis_layers(named=True)
     session_id = seqs.session()
     old = Recorder()
     joined = await layer.join(session_id, old, None)
@@ -543,5 +558,5 @@ async def test_subscriber_connection_loss_closes_sockets_and_recovers(
     async with asyncio.timeout(WAIT):
         while layer.problem is not None:
             event = await layer.emit(session_id, {"type": "delta", "text": secrets.token_hex(2)})
-            await fresh.until(lambda: fresh.events()[-1].seq == event.seq)
+            await fresh.until_seq(event.seq)
     assert fresh.closes == []

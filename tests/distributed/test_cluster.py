@@ -285,4 +285,4 @@ async def test_readyz_reports_redis_down(cluster: Cluster, standin: AnthropicSta
     await cluster.redis.start()
     await poll(lambda: status_is(200))
     ready = await a.http.get("/readyz")
-    assert ready.json()["redis_probe_lag_ms"] >= 0
+    assert ready.json()["channels"] == "ok"

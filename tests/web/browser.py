@@ -33,7 +33,9 @@ INSTALL = (
 if importlib.util.find_spec("playwright") is None:  # pragma: no cover - depends on the machine
     pytest.fail(f"Playwright for Python is missing: {INSTALL}", pytrace=False)
 
-from playwright.async_api import Browser, async_playwright  # noqa: E402
+from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
+
+__all__ = ["CHROMIUM", "Page", "Pages", "chromium", "expect", "require_chromium"]
 
 
 def require_chromium() -> str:
@@ -55,3 +57,20 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+class Pages:
+    """Opens pages, each in its own browser context (its own storage, like another
+    person's browser), and keeps every uncaught page error for the test to check."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.errors: list[str] = []
+
+    async def open(self, url: str | None = None, *, width: int = 900, height: int = 700) -> Page:
+        context = await self.browser.new_context(viewport={"width": width, "height": height})
+        page = await context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        if url is not None:
+            await page.goto(url)
+        return page

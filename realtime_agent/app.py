@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -26,6 +28,7 @@ from .errors import Unavailable
 from .limits import SocketCounts
 from .llm.base import LLM
 from .llm.demo import DemoLLM
+from .protocol import CloseCode
 from .runtime import Agent, AgentConfig
 from .sessions import SessionService
 from .store.base import Store
@@ -80,6 +83,22 @@ def _user_tools(settings: Settings) -> list[Tool]:
     loaded = load_tools(settings.tools)
     log.info("loaded %d tools from RA_TOOLS: %s", len(loaded), ", ".join(t.name for t in loaded))
     return loaded
+
+
+async def graceful_shutdown(c: Components) -> None:
+    """What SIGTERM does before uvicorn stops: refuse new sockets, let runs finish for
+    ``RA_SHUTDOWN_GRACE_SECONDS``, interrupt the rest (their clients see it), then close
+    every socket with 1001 so clients resume on another process."""
+    c.sockets.draining = True
+    log.info("shutting down: waiting up to %gs for runs", c.settings.shutdown_grace_seconds)
+    await c.sessions.finish_runs(c.settings.shutdown_grace_seconds)
+    await c.sessions.stop_runs()
+    c.channels.close_local(CloseCode.GOING_AWAY, "server shutting down; resume with after")
+    try:
+        async with asyncio.timeout(5):  # the writers send their close frames
+            await c.sockets.none_open.wait()
+    except TimeoutError:
+        log.warning("some sockets did not close in time")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -157,19 +176,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     max_runs=settings.max_concurrent_runs,
                 )
             )
-            yield {
-                "components": Components(
-                    settings,
-                    _signer(settings),
-                    sessions,
-                    tools,
-                    llm.name,
-                    channels,
-                    SocketCounts(
-                        settings.max_sockets_per_session, settings.max_sockets_per_address
-                    ),
-                )
-            }
+            components = Components(
+                settings,
+                _signer(settings),
+                sessions,
+                tools,
+                llm.name,
+                channels,
+                SocketCounts(settings.max_sockets_per_session, settings.max_sockets_per_address),
+            )
+            # The SIGTERM handler of `realtime-agent serve` runs this before uvicorn stops.
+            app.state.graceful_shutdown = functools.partial(graceful_shutdown, components)
+            yield {"components": components}
 
     routes = [
         Route("/agent/sessions", http.create_session, methods=["POST"]),

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import uvicorn
+from starlette.applications import Starlette
 
 from .client.commands import add_client_commands
 from .config import Settings
@@ -28,18 +29,36 @@ def _serve(args: argparse.Namespace) -> int:
     )
     # uvicorn re-raises SIGTERM after a clean shutdown, so the process would die by the
     # signal; a graceful stop must exit 0 for supervisors (systemd, Kubernetes).
-    server.capture_signals = lambda: _stop_on_signals(server)  # type: ignore[method-assign]
+    server.capture_signals = lambda: _stop_on_signals(server, app)  # type: ignore[method-assign]
     with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # uvloop
         runner.run(server.serve())
     return 0
 
 
 @contextmanager
-def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
-    """SIGINT/SIGTERM stop the server gracefully (a second SIGINT forces it)."""
+def _stop_on_signals(server: uvicorn.Server, app: Starlette) -> Iterator[None]:
+    """SIGINT/SIGTERM: the app's graceful shutdown (runs finish or are interrupted,
+    sockets close with 1001), then uvicorn stops; a second signal stops it at once."""
     loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def graceful(sig: int) -> None:
+        shutdown = getattr(app.state, "graceful_shutdown", None)  # set by the lifespan
+        try:
+            if shutdown is not None:
+                await shutdown()
+        finally:
+            server.handle_exit(sig, None)
+
+    def on_signal(sig: int) -> None:
+        if tasks:  # the second signal: no more waiting
+            server.handle_exit(sig, None)
+            server.force_exit = True
+            return
+        tasks.add(loop.create_task(graceful(sig)))
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         yield
     finally:

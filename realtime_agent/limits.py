@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -37,15 +38,22 @@ class SocketCounts:
     per_address: int
     sessions: Counter[str] = field(default_factory=Counter)
     addresses: Counter[str] = field(default_factory=Counter)
+    #: Set whenever no socket is open (a shutdown waits for it).
+    none_open: asyncio.Event = field(default_factory=asyncio.Event)
+    #: A shutdown has begun: new sockets are refused.
+    draining: bool = False
 
     def admit(self, session_id: str, address: str) -> str | None:
         """Count a new socket, or say why it may not open."""
+        if self.draining:
+            return "the server is shutting down; connect to another one"
         if self.sessions[session_id] >= self.per_session:
             return f"this session has {self.per_session} open sockets already"
         if self.addresses[address] >= self.per_address:
             return f"your address has {self.per_address} open sockets already"
         self.sessions[session_id] += 1
         self.addresses[address] += 1
+        self.none_open.clear()
         return None
 
     def release(self, session_id: str, address: str) -> None:
@@ -53,3 +61,5 @@ class SocketCounts:
             counts[key] -= 1
             if counts[key] <= 0:
                 del counts[key]
+        if not self.sessions:
+            self.none_open.set()

@@ -83,14 +83,27 @@ class SessionService:
             self._watchdog = asyncio.create_task(self._watch_leases(self._rescan))
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        """Interrupt every run (partial text kept) and wait for them to end."""
+    async def finish_runs(self, grace: float) -> None:
+        """Let runs in progress end by themselves for up to ``grace`` seconds.
+
+        New messages still queue (they run after a restart, or on another process).
+        """
+        running = [d.task for d in self._drains.values() if d.task is not None and d.run]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+
+    async def stop_runs(self) -> None:
+        """Interrupt every run now (partial text kept) and wait for them to end."""
         tasks = [d.task for d in self._drains.values() if d.task is not None]
-        if self._watchdog is not None:
-            tasks.append(self._watchdog)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        await self.stop_runs()
 
     async def recover(self) -> None:
         """Start a drain for every session left running or with waiting messages.

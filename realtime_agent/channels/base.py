@@ -71,6 +71,9 @@ class ChannelLayer(Protocol):
     async def close_session(self, session_id: str, code: int, reason: str) -> None:
         """Close every socket of the session, on every process."""
 
+    def close_local(self, code: int, reason: str) -> None:
+        """Close every socket of this process (a shutdown)."""
+
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """Serialise transcript changes with snapshots (held for milliseconds)."""
 

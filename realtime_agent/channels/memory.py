@@ -115,6 +115,11 @@ class MemoryChannels:
             for sub in tuple(chan.subscribers):
                 sub.close(code, reason)
 
+    def close_local(self, code: int, reason: str) -> None:
+        for chan in self._channels.values():
+            for sub in tuple(chan.subscribers):
+                sub.close(code, reason)
+
     @asynccontextmanager
     async def lock(self, session_id: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(session_id, asyncio.Lock())

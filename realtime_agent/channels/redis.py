@@ -396,6 +396,11 @@ class RedisChannels:
         await self._redis.publish(self._key("ch", session_id), f"!|close|{int(code)}|{reason}")
         await self._redis.delete(self._key("hist", session_id))
 
+    def close_local(self, code: int, reason: str) -> None:
+        for local in self._local.values():
+            for sub in tuple(local.subs):
+                sub.close(code, reason)
+
     # --- coordination --------------------------------------------------------
 
     @asynccontextmanager

@@ -293,6 +293,8 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # readiness reports any failure of the dependency
         out["store"] = f"unavailable: {exc!r}"
         out["status"] = "unavailable"
+    if c.sockets.draining:
+        out["status"] = "shutting down"
     if c.channels.problem is not None:
         out["channels"] = c.channels.problem
         out["status"] = "unavailable"

@@ -1,0 +1,588 @@
+"""Shared parts of the benchmarks: processes, deployments, measurements, output.
+
+Everything runs on 127.0.0.1. Every process started here is ours, tracked by
+its pid and stopped by it (SIGTERM, then SIGKILL after a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+REPO_DIR = BENCH_DIR.parent
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+START_TIMEOUT = 30.0
+
+# Settings the bench gives every realtime-agent server, whatever the scenario.
+# They lift the per-address socket cap (every client of the bench comes from
+# 127.0.0.1) and the cap on runs at once (200 sessions stream at once); the
+# per-socket frame rate limit is lifted only where a scenario needs it.
+RA_BENCH_ENV = {
+    "RA_MAX_SOCKETS_PER_ADDRESS": "1000000",
+    "RA_MAX_SOCKETS_PER_SESSION": "100000",
+    "RA_MAX_CONCURRENT_RUNS": "10000",
+    "RA_LLM_MAX_RETRIES": "0",
+}
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def raise_nofile() -> int:
+    """Raise this process's open-file limit to its hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat (clock-tick resolution)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read()
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_bytes(pid: int) -> int:
+    """VmRSS of a process, from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_of(pids: Iterable[int]) -> float:
+    return sum(proc_cpu_seconds(pid) for pid in pids)
+
+
+def percentiles(samples: Sequence[float] | Any, qs: Sequence[float] = (50, 99)) -> list[float]:
+    import numpy as np
+
+    arr = np.asarray(samples, dtype=np.float64)
+    if arr.size == 0:
+        return [float("nan")] * len(qs)
+    return [float(v) for v in np.percentile(arr, qs)]
+
+
+def machine() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--", "realtime_agent"],
+                cwd=REPO_DIR,
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+        )
+    except OSError:
+        commit, dirty = "unknown", False
+    return {
+        "nproc": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "commit": commit + ("+dirty" if dirty else ""),
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("realtime-agent", "python-socketio", "python-engineio", "uvicorn", "websockets",
+                 "starlette", "anthropic", "redis"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
+# --------------------------------------------------------------------------- output
+
+
+def emit_json(row: Mapping[str, Any]) -> None:
+    """One result as one JSON line on stdout."""
+    sys.stdout.write(json.dumps(row, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def save_results(name: str, rows: list[dict[str, Any]], meta: Mapping[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    doc = {"scenario": name, "machine": machine(), "versions": versions(), **meta, "rows": rows}
+    path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    return path
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:  # nan
+            return "-"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
+    """A plain-text table on stderr (stdout carries the JSON lines)."""
+    head = [title for _, title in columns]
+    body = [[fmt(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
+    out = sys.stderr
+    out.write("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)) + "\n")
+    for r in body:
+        out.write("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + "\n")
+    out.flush()
+
+
+def ratio(peer: float | None, ours: float | None) -> float | None:
+    if peer is None or ours is None or ours != ours or peer != peer or ours <= 0:
+        return None
+    return peer / ours
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- tiny HTTP client
+
+
+class Http:
+    """A minimal HTTP/1.1 keep-alive client on one connection (little client-side overhead,
+    so REST latencies are the server's). JSON bodies, Content-Length responses only."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._writer is None or self._writer.is_closing():
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        return self._reader, self._writer
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        reader, writer = await self._connect()
+        payload = b"" if body is None else orjson.dumps(body)
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        if body is not None:
+            head.append("Content-Type: application/json")
+        head.append(f"Content-Length: {len(payload)}")
+        for k, v in (headers or {}).items():
+            head.append(f"{k}: {v}")
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+        status_line = await reader.readline()
+        if not status_line:
+            self._writer = None
+            raise ConnectionError("server closed the connection")
+        status = int(status_line.split()[1])
+        length = 0
+        close = False
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            lname = name.strip().lower()
+            if lname == "content-length":
+                length = int(value.strip())
+            elif lname == "connection" and value.strip().lower() == "close":
+                close = True
+        data = await reader.readexactly(length) if length else b""
+        if close:
+            writer.close()
+            self._writer = None
+        try:
+            parsed = orjson.loads(data) if data else None
+        except orjson.JSONDecodeError:
+            parsed = data.decode(errors="replace")
+        return status, parsed
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+            self._writer = None
+
+
+async def wait_http_ok(port: int, path: str, proc: subprocess.Popen[bytes], logfile: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}):\n{tail(logfile)}")
+        http = Http("127.0.0.1", port)
+        try:
+            status, _ = await http.request("GET", path)
+            if status == 200:
+                return
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
+            pass
+        finally:
+            await http.close()
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"not ready after {START_TIMEOUT}s:\n{tail(logfile)}")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _raise_nofile_in_child() -> None:
+    raise_nofile()
+
+
+@dataclass
+class Proc:
+    """A server subprocess of ours: command, environment, log file, pid."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    health: str
+    logdir: Path
+    cwd: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def logfile(self) -> Path:
+        return self.logdir / f"{self.name}.log"
+
+    async def start(self) -> None:
+        out = open(self.logfile, "ab")  # noqa: SIM115 - the child owns it
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_raise_nofile_in_child,
+            )
+        finally:
+            out.close()
+        await wait_http_ok(self.port, self.health, self.proc, self.logfile)
+
+    async def stop(self, timeout: float = 15.0) -> int | None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return None if proc is None else proc.returncode
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+            while proc.poll() is None:
+                await asyncio.sleep(0.05)
+        return proc.returncode
+
+
+def ra_command() -> str:
+    return shutil.which("realtime-agent") or str(Path(sys.executable).parent / "realtime-agent")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    drop = {"DATABASE_URL", "REDIS_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("RA_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def standin_model(logdir: Path) -> AsyncIterator[str]:
+    """The bench's stand-in Messages API in its own process; yields its base URL."""
+    port = free_port()
+    proc = Proc(
+        "standin",
+        [sys.executable, "-m", "bench.standin", "--port", str(port)],
+        clean_env(),
+        port,
+        "/healthz",
+        logdir,
+        REPO_DIR,
+    )
+    await proc.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await proc.stop()
+
+
+async def create_database() -> str:
+    import asyncpg
+
+    name = "ra_bench_" + secrets.token_hex(6)
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def clear_redis_prefix(prefix: str) -> int:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    removed = 0
+    try:
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                removed += await redis.delete(*batch)
+                batch.clear()
+        if batch:
+            removed += await redis.delete(*batch)
+    finally:
+        await redis.aclose()
+    return removed
+
+
+@dataclass
+class Deployment:
+    """Server processes of one implementation, ready to take clients."""
+
+    impl: str  # "ours" | "peer" | "baseline"
+    mode: str  # "embedded" | "distributed"
+    procs: list[Proc]
+    secret: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    @property
+    def ports(self) -> list[int]:
+        return [p.port for p in self.procs]
+
+
+@contextlib.asynccontextmanager
+async def deploy(
+    impl: str,
+    mode: str,
+    standin_url: str,
+    logdir: Path,
+    *,
+    processes: int | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Deployment]:
+    """Start ``impl`` in ``mode``; stop it and remove its data afterwards.
+
+    - ours, embedded: one ``realtime-agent serve``, SQLite in a temporary directory.
+    - ours, distributed: two ``realtime-agent serve`` on Redis (fresh prefix) and a
+      fresh PostgreSQL database, dropped afterwards.
+    - peer: python-socketio with AsyncRedisManager (one process embedded, two
+      distributed), on a fresh Redis channel.
+    - baseline: the bare Starlette loop, one process (it cannot span processes).
+    """
+    n = processes or (2 if mode == "distributed" else 1)
+    tmp = Path(tempfile.mkdtemp(prefix=f"ra-bench-{impl}-", dir=logdir))
+    procs: list[Proc] = []
+    dbname: str | None = None
+    prefix = f"rabench:{secrets.token_hex(4)}:"
+    secret = secrets.token_urlsafe(32)
+    try:
+        if impl == "ours":
+            env = clean_env(
+                ANTHROPIC_API_KEY="bench-key",
+                ANTHROPIC_BASE_URL=standin_url,
+                RA_SECRET=secret,
+                **RA_BENCH_ENV,
+            )
+            if mode == "distributed":
+                dbname = await create_database()
+                env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{dbname}"
+                env["REDIS_URL"] = REDIS_URL
+                env["RA_REDIS_PREFIX"] = prefix
+            else:
+                env["DATABASE_URL"] = f"sqlite:///{tmp / 'ra.db'}"
+            env.update(extra_env or {})
+            for i in range(n):
+                port = free_port()
+                argv = [ra_command(), "serve", "--port", str(port), "--log-level", "warning"]
+                procs.append(Proc(f"ours-{i}", argv, env, port, "/healthz", tmp, tmp))
+        elif impl == "peer":
+            env = clean_env(ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=standin_url)
+            for i in range(n):
+                port = free_port()
+                argv = [
+                    sys.executable, "-m", "bench.peers.socketio_server", "--port", str(port),
+                    "--redis-url", REDIS_URL, "--channel", prefix + "socketio",
+                ]
+                procs.append(Proc(f"peer-{i}", argv, env, port, "/healthz", tmp, REPO_DIR))
+        elif impl == "baseline":
+            env = clean_env(ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=standin_url)
+            port = free_port()
+            argv = [sys.executable, "-m", "bench.peers.bare_server", "--port", str(port)]
+            procs.append(Proc("baseline-0", argv, env, port, "/healthz", tmp, REPO_DIR))
+        else:
+            raise ValueError(impl)
+        for p in procs:  # one at a time: each migrates (PostgreSQL) before the next starts
+            await p.start()
+        yield Deployment(impl, mode, procs, secret, {"prefix": prefix, "db": dbname})
+    finally:
+        for p in procs:
+            code = await p.stop()
+            if code not in (None, 0, -signal.SIGTERM):
+                log(f"{p.name} exited {code}:\n{tail(p.logfile, 15)}")
+        if dbname is not None:
+            with contextlib.suppress(Exception):
+                await drop_database(dbname)
+        if impl in ("ours", "peer") and (mode == "distributed" or impl == "peer"):
+            with contextlib.suppress(Exception):
+                await clear_redis_prefix(prefix)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- rooms
+
+
+@dataclass
+class Room:
+    """One session (ours) or room (peer, baseline): how its sockets connect."""
+
+    key: str
+    owner_urls: list[str]  # one per server process
+    viewer_urls: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def create_rooms(dep: Deployment, count: int, concurrency: int = 20) -> list[Room]:
+    if dep.impl != "ours":
+        rooms = []
+        for _ in range(count):
+            key = "room-" + secrets.token_hex(6)
+            if dep.impl == "peer":
+                urls = [f"ws://127.0.0.1:{p}/socket.io/?EIO=4&transport=websocket" for p in dep.ports]
+            else:
+                urls = [f"ws://127.0.0.1:{p}/ws/{key}" for p in dep.ports]
+            rooms.append(Room(key, urls, urls))
+        return rooms
+    sem = asyncio.Semaphore(concurrency)
+    clients = [Http("127.0.0.1", dep.ports[0]) for _ in range(concurrency)]
+
+    async def one(i: int) -> Room:
+        async with sem:
+            http = clients[i % concurrency]
+            status, body = await http.request("POST", "/agent/sessions", {"character_id": 1})
+            if status != 201:
+                raise RuntimeError(f"create session: {status} {body}")
+        sid = body["session_id"]
+        owner = [f"ws://127.0.0.1:{p}/agent/ws/{sid}?token={body['owner_token']}" for p in dep.ports]
+        viewer = [
+            f"ws://127.0.0.1:{p}/agent/ws/{sid}?token={body['viewer_token']}" for p in dep.ports
+        ]
+        return Room(sid, owner, viewer, {"owner_token": body["owner_token"]})
+
+    # sequential per client connection, `concurrency` connections at once
+    try:
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+    finally:
+        for c in clients:
+            await c.close()
+
+
+def start_content(chunks: int, rate: float, pad: int = 0) -> str:
+    """The user message that makes the stand-in stream ``chunks`` chunks at ``rate``/s."""
+    return f"bench chunks={chunks} rate={rate:g} pad={pad}"
+
+
+def parse_list(text: str, cast: type = int) -> list[Any]:
+    return [cast(x) for x in text.split(",") if x.strip()]
+
+
+def run(main_coro: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(main_coro)
+    except ImportError:
+        asyncio.run(main_coro)

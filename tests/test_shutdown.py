@@ -1,0 +1,71 @@
+"""SIGTERM: runs finish within the grace period or are interrupted; sockets close 1001; exit 0."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.helpers import Api, poll
+from tests.processes import ServerProcess, clean_env
+from tests.standin_anthropic import AnthropicStandIn, Text
+
+
+def server(tmp_path: Path, standin: AnthropicStandIn, grace: float) -> ServerProcess:
+    return ServerProcess(
+        clean_env(
+            RA_SECRET="shutdown-secret-0123456789",
+            ANTHROPIC_API_KEY="test-key",
+            ANTHROPIC_BASE_URL=standin.base_url,
+            RA_LLM_MAX_RETRIES="0",
+            RA_SHUTDOWN_GRACE_SECONDS=str(grace),
+        ),
+        tmp_path,
+    )
+
+
+async def test_sigterm_lets_a_run_finish_within_the_grace_period(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    """A run that ends within the grace period completes; new sockets are refused meanwhile."""
+    standin.push(Text(["almost ", "done"], hold_after=1))
+    proc = server(tmp_path, standin, grace=30)
+    await proc.start()
+    async with Api(proc.base_url) as api:
+        created = await api.create()
+        owner = await api.join(created)
+        await owner.message("go", "c-1")
+        await owner.until_type("delta")
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+
+        async def draining() -> bool:
+            ready = await api.http.get("/readyz")
+            return ready.status_code == 503 and ready.json()["status"] == "shutting down"
+
+        await poll(draining)
+        standin.release()
+        assert (await owner.until_idle())["status"] == "completed"
+        assert await owner.closed() == 1001
+    assert await proc.stop() == 0
+
+
+async def test_sigterm_interrupts_a_run_past_the_grace_period(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    """Past the grace period the run is interrupted (partial text kept) before the 1001 close."""
+    standin.push(Text(["partial ", "never"], hold_after=1))
+    proc = server(tmp_path, standin, grace=0.2)
+    await proc.start()
+    async with Api(proc.base_url) as api:
+        created = await api.create()
+        owner = await api.join(created)
+        await owner.message("go", "c-1")
+        await owner.until_type("delta")
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+        assert (await owner.until_idle())["status"] == "interrupted"
+        kept = [e["message"]["content"] for e in owner.events() if e["type"] == "message"]
+        assert kept == ["go", "partial "]
+        assert await owner.closed() == 1001
+    standin.release()
+    assert await proc.stop() == 0

@@ -560,6 +560,27 @@ async def test_bad_token_and_unknown_session_exit_2(server: RunningServer, api: 
     assert half.code == 2 and "--session and --token go together" in half.stderr
 
 
+async def test_watch_exits_2_when_viewers_are_revoked(server: RunningServer, api: Api) -> None:
+    """The owner revokes viewer tokens (close 1008): the watcher stops, exit 2, no retry."""
+    created = await api.create()
+    sid = created["session_id"]
+    watcher = await ClientProcess.start(
+        "watch", server.base_url, "--session", sid, "--token", created["viewer_token"], "--json"
+    )
+    try:
+        await watcher.frame_until(lambda f: f["type"] == "hello")
+        revoked = await api.http.post(
+            f"/agent/session/{sid}/revoke-viewers",
+            headers={"Authorization": f"Bearer {created['owner_token']}"},
+        )
+        assert revoked.status_code == 200, revoked.text
+        code = await watcher.wait()
+    finally:
+        await watcher.kill()
+    assert code == 2
+    assert "revoked" in watcher.stderr and "reconnecting" not in watcher.stderr
+
+
 async def test_viewer_token_cannot_send(server: RunningServer, api: Api) -> None:
     """``--send`` with a viewer token exits 2 before sending anything."""
     created = await api.create()
@@ -622,7 +643,8 @@ async def _drive_prompt(url: str, script: Any) -> tuple[int, str]:
 
 
 async def test_interactive_prompt_chats_and_quits(server: RunningServer) -> None:
-    """At the prompt: a typed line streams the demo reply, /status answers, /quit exits 0."""
+    """At the prompt: a typed line streams the demo reply, /status answers, /approve runs
+    the pending tool call, /quit exits 0."""
 
     def script(child: fdpexpect.fdspawn[str]) -> None:
         child.expect("connected to")
@@ -632,6 +654,13 @@ async def test_interactive_prompt_chats_and_quits(server: RunningServer) -> None
         child.expect("status: completed")
         child.sendline("/status")
         child.expect(r"status: completed · viewers: 1 · role: owner")
+        child.sendline("/approve")
+        child.expect("no approval is pending")
+        child.sendline("remember that the sky is blue")  # session_note waits at level 1
+        child.expect("approval needed for session_note")
+        child.sendline("/approve")
+        child.expect("· approved")
+        child.expect("status: completed")
         child.sendline("/quit")
         child.expect(pexpect.EOF)
 

@@ -171,7 +171,8 @@ class SessionClient:
                     return
                 code = ws.close_code or 1006
                 if code in FATAL_CLOSES:
-                    raise ClientError(FATAL_CLOSES[code])
+                    said = f" ({ws.close_reason})" if ws.close_reason else ""
+                    raise ClientError(f"{FATAL_CLOSES[code]}{said}")
                 if greeted:
                     failing_since, attempt = None, 0
                     self.sink.show([Notice(f"connection lost (close code {code}); reconnecting")])

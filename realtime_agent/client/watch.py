@@ -10,12 +10,9 @@ class WatchDriver:
 
     handles_sigint = False
 
-    def __init__(self) -> None:
-        self._done = asyncio.Event()
-
     async def run(self) -> int:
-        """Wait for Ctrl-C."""
-        await self._done.wait()
+        """Wait until cancelled (Ctrl-C, or the connection failing, ends the session)."""
+        await asyncio.get_running_loop().create_future()
         return 0
 
     def on_sigint(self) -> int | None:

@@ -41,6 +41,13 @@
     interrupted: "Interrupted",
   };
   var RUNNING = new Set(["planning", "executing", "executing_queued", "waiting_approval"]);
+  /* The session's autonomy level (docs/protocol.md, "Autonomy levels"). */
+  var AUTONOMY = [
+    { name: "read_only", label: "Read only", about: "tools that change something never run" },
+    { name: "recommendations", label: "Ask before changes", about: "tools that change something wait for the owner's approval" },
+    { name: "assisted", label: "Ask for big plans", about: "plans of 3 or more tool calls wait for the owner's approval" },
+    { name: "autonomous", label: "Autonomous", about: "every tool call runs without asking" },
+  ];
   var BACKOFF_BASE_MS = 500;
   var BACKOFF_MAX_MS = 15000;
   var HANDSHAKE_FAILURES_BEFORE_PROBE = 3;
@@ -557,6 +564,13 @@
     this.tools = new Map();
     this.userByClientId = new Map();
     this.queuedOrder = [];
+    this.approval = null; // {approval_id, calls} while the owner's answer is awaited
+    this.approvalAnswer = null; // {ref, approved} once the owner has sent an answer
+    this.approvalProblem = null; // why the last answer did not go out
+    this.approvalFromHello = null; // {value}: hello's pending_approval, applied once caught up
+    this.frameCounter = 0;
+    this.autonomyFetches = 0;
+    this.autonomyEvents = 0;
 
     this.build();
     this.render();
@@ -594,6 +608,9 @@
     this.watchersEl = h("span", "ra-watchers");
     this.watchersEl.hidden = true;
     header.appendChild(this.watchersEl);
+    this.autonomyEl = h("span", "ra-autonomy");
+    this.autonomyEl.hidden = true;
+    header.appendChild(this.autonomyEl);
     this.shareButton = h("button", "ra-button ra-share-button", "Share as viewer");
     this.shareButton.type = "button";
     this.shareButton.setAttribute("aria-controls", id + "-share");
@@ -633,14 +650,18 @@
     this.list.tabIndex = 0;
     root.appendChild(this.list);
 
-    // Placeholder for the Approve / Reject buttons of `approval_required`
-    // (a later issue adds them). Kept empty and hidden until then.
-    this.approvalEl = h("div", "ra-approval");
+    // The pending approval (`approval_required`, or `pending_approval` of
+    // hello / snapshot): the calls, and Approve / Reject for the owner.
+    this.approvalEl = h("section", "ra-approval");
+    this.approvalEl.id = id + "-approval";
     this.approvalEl.hidden = true;
-    this.approvalEl.appendChild(
-      document.createComment(" approval_required: Approve / Reject buttons go here ")
-    );
+    this.approvalEl.setAttribute("aria-labelledby", id + "-approval-title");
     root.appendChild(this.approvalEl);
+    // Always in the page (a live region must exist before its text changes).
+    this.announceEl = h("div", "ra-visually-hidden ra-announce");
+    this.announceEl.setAttribute("aria-live", "assertive");
+    this.announceEl.setAttribute("aria-atomic", "true");
+    root.appendChild(this.announceEl);
 
     var form = h("form", "ra-composer");
     form.noValidate = true;
@@ -661,7 +682,15 @@
     this.interruptButton.disabled = true;
     var buttons = h("div", "ra-composer-buttons");
     buttons.append(this.sendButton, this.interruptButton);
-    form.append(label, hint, this.input, buttons);
+    this.steerEl = h("label", "ra-steer");
+    this.steerEl.hidden = true;
+    this.steerEl.title =
+      "Your next message joins the run in progress (the agent reads it at its next step) " +
+      "instead of waiting for the run to end";
+    this.steerBox = h("input", "ra-steer-box");
+    this.steerBox.type = "checkbox";
+    this.steerEl.append(this.steerBox, document.createTextNode(" Steer the current run"));
+    form.append(label, hint, this.input, buttons, this.steerEl);
     root.appendChild(form);
 
     var self = this;
@@ -690,8 +719,9 @@
   Widget.prototype.render = function () {
     var viewer = this.role === "viewer" || (this.role === null && this.viewHint);
     var running = this.status !== null && RUNNING.has(this.status);
-    this.statusEl.textContent =
-      this.status === null ? "Connecting…" : STATUS_WORDS[this.status] || this.status;
+    var word = STATUS_WORDS[this.status] || this.status;
+    if (this.status === "waiting_approval" && viewer) word = "Waiting for approval";
+    this.statusEl.textContent = this.status === null ? "Connecting…" : word;
     this.statusEl.setAttribute("data-status", this.status || "");
     this.root.setAttribute("data-role", viewer ? "viewer" : "owner");
     this.viewOnlyEl.hidden = !viewer;
@@ -700,7 +730,10 @@
     if (viewer) this.input.placeholder = "View only: you are watching this session live";
     this.interruptButton.hidden = viewer || !running || this.stopped;
     this.interruptButton.disabled = this.interruptButton.hidden || !this.live;
+    this.steerEl.hidden = this.interruptButton.hidden;
+    if (this.steerEl.hidden) this.steerBox.checked = false;
     this.shareButton.hidden = this.shareToken() === null;
+    this.renderApprovalButtons();
   };
 
   Widget.prototype.shareToken = function () {
@@ -964,6 +997,10 @@
     this.role = hello.role;
     this.setViewers(hello.viewers);
     this.catchUpTo = hello.last_seq;
+    this.approvalAnswer = null; // an answer lost with the old socket may be sent again
+    // hello tells the pending approval as of last_seq: apply it once the replay is in.
+    this.approvalFromHello = "pending_approval" in hello ? { value: hello.pending_approval } : null;
+    if (!hello.resumed) this.fetchAutonomy(); // events we missed may have changed it
     if (hello.resumed) {
       // Every event after lastSeq follows: when none is missing the status is current.
       if (hello.last_seq <= this.lastSeq) this.status = hello.status;
@@ -984,6 +1021,7 @@
       self.rebuild(snapshot.messages || []);
     });
     this.lastSeq = snapshot.last_seq;
+    if ("pending_approval" in snapshot) this.approvalFromHello = { value: snapshot.pending_approval };
     this.synced = true;
     this.status = snapshot.status;
     this.live = true;
@@ -995,17 +1033,38 @@
   /* Once every missed event is applied, (re)send what waits in the outbox. */
   Widget.prototype.caughtUp = function () {
     if (!this.live || this.lastSeq < this.catchUpTo) return;
+    if (this.approvalFromHello) {
+      var told = this.approvalFromHello.value;
+      this.approvalFromHello = null;
+      if (told && told.approval_id) this.showApproval(told);
+      else this.hideApproval();
+    }
     var socket = this.socket;
     for (var i = 0; i < this.outbox.length; i++) {
       var entry = this.outbox[i];
       if (entry.sentOn === socket) continue;
-      if (this.sendFrame({ type: "message", content: entry.content, client_id: entry.clientId, id: entry.clientId })) {
+      var frame = { type: "message", content: entry.content, client_id: entry.clientId, id: entry.clientId };
+      if (entry.onBusy) frame.on_busy = entry.onBusy;
+      if (this.sendFrame(frame)) {
         entry.sentOn = socket;
       }
     }
   };
 
   Widget.prototype.onConnectionError = function (frame) {
+    var answer = this.approvalAnswer;
+    if (answer && frame.ref !== undefined && frame.ref === answer.ref) {
+      this.approvalAnswer = null;
+      if (frame.code === "unknown_approval") {
+        // Answered elsewhere, or withdrawn: approval_resolved tells which.
+        this.hideApproval();
+        this.notice("That approval request is no longer pending.");
+      } else {
+        this.approvalProblem = "Not sent: " + (frame.message || frame.code);
+        this.renderApprovalButtons();
+      }
+      return;
+    }
     var entry = null;
     for (var i = 0; i < this.outbox.length; i++) {
       if (this.outbox[i].clientId === frame.ref) entry = this.outbox[i];
@@ -1028,6 +1087,7 @@
         break;
       case "status":
         this.status = event.status;
+        if (event.status !== "waiting_approval" && this.approval) this.hideApproval();
         if (event.status === "executing_queued") {
           var next = this.queuedOrder.shift();
           if (next) this.setMarker(next, null);
@@ -1050,11 +1110,249 @@
       case "error":
         this.notice("Error: " + (event.message || event.code), "error");
         break;
-      default:
-        // approval_required / approval_resolved: the status shows "Waiting for
-        // your approval"; the buttons come with a later issue (.ra-approval).
+      case "approval_required":
+        this.showApproval(event);
         break;
+      case "approval_resolved":
+        this.resolveApproval(event);
+        break;
+      case "autonomy":
+        this.autonomyEvents++;
+        this.setAutonomy(event.autonomy_level);
+        var level = AUTONOMY[event.autonomy_level];
+        this.notice("Autonomy level: " + (level ? level.name : String(event.autonomy_level)));
+        break;
+      default:
+        break; // event types this version does not know
     }
+  };
+
+  /* ------------------------------------------------------------ approvals */
+
+  function callNames(calls) {
+    var names = [];
+    for (var i = 0; i < calls.length; i++) {
+      var name = calls[i] && typeof calls[i].name === "string" ? calls[i].name : "tool";
+      if (names.indexOf(name) < 0) names.push(name);
+    }
+    return names.join(", ");
+  }
+
+  function prettyJson(value) {
+    try {
+      var text = JSON.stringify(value === undefined ? {} : value, null, 2);
+      return text === undefined ? String(value) : text;
+    } catch (_err) {
+      return String(value);
+    }
+  }
+
+  /* Show a pending approval; the same one again only refreshes the buttons. */
+  Widget.prototype.showApproval = function (pending) {
+    if (!pending || typeof pending.approval_id !== "string") return;
+    if (this.approval && this.approval.approval_id === pending.approval_id) {
+      this.renderApprovalButtons();
+      return;
+    }
+    var calls = Array.isArray(pending.calls) ? pending.calls : [];
+    this.approval = { approval_id: pending.approval_id, calls: calls };
+    this.approvalAnswer = null;
+    this.approvalProblem = null;
+    var owner = this.role === "owner";
+    var titleId = this.approvalEl.getAttribute("aria-labelledby");
+    var el = this.approvalEl;
+    el.replaceChildren();
+    // One level below the widget's title (h1 on the full page, h2 embedded).
+    var title = h(this.useHash ? "h2" : "h3", "ra-approval-title", owner ? "Approval needed" : "Approval pending");
+    title.id = titleId;
+    var lead = h(
+      "p",
+      "ra-approval-lead",
+      owner
+        ? "The agent wants to run " + (calls.length === 1 ? "this tool:" : "these tools:")
+        : "The agent wants to run " + (calls.length === 1 ? "this tool." : "these tools.")
+    );
+    var list = h("ul", "ra-approval-calls");
+    for (var i = 0; i < calls.length; i++) {
+      var item = h("li", "ra-approval-call");
+      var name = h("code", "ra-approval-tool", calls[i] && calls[i].name ? calls[i].name : "tool");
+      var input = h("pre", "ra-approval-input", prettyJson(calls[i] ? calls[i].input : {}));
+      input.setAttribute("aria-label", "Input of " + name.textContent);
+      item.append(name, input);
+      list.appendChild(item);
+    }
+    el.append(title, lead, list);
+    this.approvalNote = h("p", "ra-approval-note");
+    this.approvalNote.setAttribute("role", "status");
+    this.approveButton = null;
+    this.rejectButton = null;
+    this.reasonInput = null;
+    if (owner) {
+      var self = this;
+      var actions = h("div", "ra-approval-actions");
+      this.approveButton = h("button", "ra-button ra-approve", "Approve");
+      this.approveButton.type = "button";
+      var reasonId = el.id + "-reason";
+      var reasonLabel = h("label", "ra-approval-reason-label", "Reason (optional)");
+      reasonLabel.htmlFor = reasonId;
+      this.reasonInput = h("input", "ra-approval-reason");
+      this.reasonInput.id = reasonId;
+      this.reasonInput.type = "text";
+      this.reasonInput.maxLength = 10000;
+      this.reasonInput.autocomplete = "off";
+      this.rejectButton = h("button", "ra-button ra-reject", "Reject");
+      this.rejectButton.type = "button";
+      var reasonBox = h("div", "ra-approval-reason-box");
+      reasonBox.append(reasonLabel, this.reasonInput);
+      actions.append(this.approveButton, reasonBox, this.rejectButton);
+      el.append(actions, this.approvalNote);
+      this.approveButton.addEventListener("click", function () {
+        self.answerApproval(true);
+      });
+      this.rejectButton.addEventListener("click", function () {
+        self.answerApproval(false);
+      });
+      this.reasonInput.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && !event.isComposing) {
+          event.preventDefault();
+          self.answerApproval(false);
+        }
+      });
+    } else {
+      el.append(this.approvalNote);
+    }
+    el.hidden = false;
+    this.renderApprovalButtons();
+    var names = callNames(calls);
+    this.announce(
+      owner
+        ? "Approval needed: the agent wants to run " + names + ". Approve or reject."
+        : "The agent is waiting for the owner's approval to run " + names + "."
+    );
+    // Move focus to Approve, unless the user is busy elsewhere on the host page.
+    var active = document.activeElement;
+    var ours = !active || active === document.body || this.root.contains(active);
+    if (owner && ours && !this.approveButton.disabled) this.approveButton.focus();
+  };
+
+  /* The buttons' state and the line under them (role, connection, answer sent). */
+  Widget.prototype.renderApprovalButtons = function () {
+    if (!this.approval) return;
+    var note = "";
+    if (!this.approveButton) {
+      note = "Waiting for the owner's approval";
+    } else {
+      var blocked = !this.live || this.stopped || this.approvalAnswer !== null;
+      this.approveButton.disabled = blocked;
+      this.rejectButton.disabled = blocked;
+      this.reasonInput.disabled = blocked;
+      if (this.approvalAnswer !== null) note = this.approvalAnswer.approved ? "Approving…" : "Rejecting…";
+      else if (this.stopped) note = "";
+      else if (!this.live) note = "Reconnecting: you can answer once the connection is back.";
+      else if (this.approvalProblem) note = this.approvalProblem;
+    }
+    this.approvalNote.textContent = note;
+    this.approvalNote.hidden = note === "";
+  };
+
+  Widget.prototype.answerApproval = function (approved) {
+    if (!this.approval || this.approvalAnswer !== null || this.role !== "owner") return;
+    var ref = "ra-approval-" + ++this.frameCounter;
+    var frame = { type: approved ? "approve" : "reject", approval_id: this.approval.approval_id, id: ref };
+    var reason = approved || !this.reasonInput ? "" : this.reasonInput.value.trim();
+    if (reason) frame.reason = reason.slice(0, 10000);
+    if (!this.sendFrame(frame)) {
+      this.approvalProblem = "Not connected: try again once the connection is back.";
+      this.renderApprovalButtons();
+      return;
+    }
+    this.approvalProblem = null;
+    var hadFocus = this.approvalEl.contains(document.activeElement);
+    this.approvalAnswer = { ref: ref, approved: approved };
+    this.renderApprovalButtons();
+    // The focused button is now disabled: keep focus on the prompt itself.
+    if (hadFocus) {
+      this.approvalEl.tabIndex = -1;
+      this.approvalEl.focus();
+    }
+  };
+
+  Widget.prototype.resolveApproval = function (event) {
+    var calls = this.approval && this.approval.approval_id === event.approval_id ? this.approval.calls : [];
+    var names = callNames(calls);
+    var text = (event.approved ? "Approved" : "Rejected") + (names ? ": " + names : "");
+    if (!event.approved && event.reason) text += " (" + event.reason + ")";
+    this.notice(text, event.approved ? "approved" : "rejected");
+    this.announce(text);
+    if (!this.approval || this.approval.approval_id === event.approval_id) this.hideApproval();
+  };
+
+  Widget.prototype.hideApproval = function () {
+    if (!this.approval && this.approvalEl.hidden) return;
+    var hadFocus = this.approvalEl.contains(document.activeElement);
+    this.approval = null;
+    this.approvalAnswer = null;
+    this.approvalProblem = null;
+    this.approveButton = this.rejectButton = this.reasonInput = null;
+    this.approvalEl.hidden = true;
+    this.approvalEl.removeAttribute("tabindex");
+    this.approvalEl.replaceChildren();
+    if (hadFocus && !this.input.disabled) this.input.focus();
+  };
+
+  Widget.prototype.announce = function (text) {
+    this.announceEl.textContent = text;
+  };
+
+  /* ------------------------------------------------------------- autonomy */
+
+  /*
+   * The level is not in hello: read it once per (non-resumed) connection from
+   * GET /agent/session/{id}, then follow `autonomy` events. An event that
+   * arrives while the read is under way is newer than (or as new as) its
+   * answer, so the answer is then dropped. A failed read hides the level.
+   */
+  Widget.prototype.fetchAutonomy = function () {
+    var self = this;
+    var mark = ++this.autonomyFetches;
+    var events = this.autonomyEvents;
+    var stale = function () {
+      return mark !== self.autonomyFetches || events !== self.autonomyEvents;
+    };
+    fetch(this.server + "/agent/session/" + encodeURIComponent(this.sessionId), {
+      headers: { Authorization: "Bearer " + this.token },
+      credentials: "omit",
+    })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(
+        function (body) {
+          if (!stale()) self.setAutonomy(body && body.autonomy_level);
+        },
+        function () {
+          if (!stale()) self.setAutonomy(null);
+        }
+      );
+  };
+
+  Widget.prototype.setAutonomy = function (levelNumber) {
+    var level = typeof levelNumber === "number" ? AUTONOMY[levelNumber] : undefined;
+    if (!level) {
+      this.autonomyEl.hidden = true;
+      this.autonomyEl.replaceChildren();
+      this.autonomyEl.removeAttribute("title");
+      this.autonomyEl.removeAttribute("data-level");
+      return;
+    }
+    this.autonomyEl.replaceChildren(
+      h("span", "ra-visually-hidden", "Autonomy level: "),
+      document.createTextNode(level.label)
+    );
+    this.autonomyEl.title = "Autonomy level " + levelNumber + " (" + level.name + "): " + level.about;
+    this.autonomyEl.setAttribute("data-level", String(levelNumber));
+    this.autonomyEl.hidden = false;
   };
 
   /* ------------------------------------------------------------ transcript */
@@ -1128,6 +1426,11 @@
         entry = this.userBubble(message.content);
       }
       entry.el.setAttribute("data-message-id", message.id);
+      if (message.steered === true) {
+        entry.el.classList.add("ra-steered");
+        this.setMarker(entry, "steered", "ra-steered-marker");
+        entry.marker.title = "Sent into the run in progress";
+      }
       this.messages.set(message.id, entry);
       if (message.client_id) this.userByClientId.set(message.client_id, entry);
       this.list.appendChild(entry.el);
@@ -1258,6 +1561,11 @@
     entry.clientId = newClientId();
     entry.content = content;
     entry.sentOn = null;
+    // "Steer the current run": this one message joins the run in progress.
+    if (!this.steerEl.hidden && this.steerBox.checked) {
+      entry.onBusy = "steer";
+      this.steerBox.checked = false;
+    }
     entry.el.classList.add("ra-pending");
     this.setMarker(entry, "sending…", "ra-sending");
     this.outbox.push(entry);

@@ -64,6 +64,29 @@ async def transcript(api: Api, session_id: str, token: str) -> list[dict[str, An
     return messages
 
 
+async def session_json(api: Api, session_id: str, token: str) -> dict[str, Any]:
+    response = await api.http.get(
+        f"/agent/session/{session_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def ask_to_remember(owner: Page) -> None:
+    """The demo model answers "remember that ..." with a session_note call, which waits
+    for approval at the default autonomy level (1); focus goes to Approve."""
+    await send(owner, "remember that the sky is green")
+    prompt = owner.locator(".ra-approval")
+    await expect(prompt).to_be_visible()
+    await expect(prompt.locator(".ra-approval-tool")).to_have_text(["session_note"])
+    await expect(prompt.locator(".ra-approval-input")).to_have_text(
+        '{\n  "note": "the sky is green"\n}'
+    )
+    await expect(owner.locator(".ra-status")).to_have_text("Waiting for your approval")
+    await expect(prompt.locator(".ra-approve")).to_be_focused()
+
+
 async def test_owner_streams_and_viewer_follows(
     claude: Api, standin: AnthropicStandIn, pages: Pages
 ) -> None:
@@ -332,6 +355,108 @@ async def test_readable_at_320_pixels(server: RunningServer, pages: Pages) -> No
         box = await page.locator(selector).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 320, selector
     assert await page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+async def test_owner_approves_by_keyboard_while_viewer_waits(
+    server: RunningServer, api: Api, pages: Pages
+) -> None:
+    """The approval prompt shows on both pages, buttons only for the owner; Enter approves;
+    the note is saved; an autonomy change is announced and shown in the header."""
+    owner = await open_owner(pages, server.base_url)
+    params = hash_params(owner.url)
+    created = {"session_id": params["session"], "viewer_token": params["viewer"]}
+    viewer = await pages.open(viewer_link(server.base_url, created))
+    for page in (owner, viewer):
+        await expect(page.locator(".ra-autonomy")).to_have_text("Autonomy level: Ask before changes")
+    await expect(viewer.locator(".ra-status")).to_have_text("Idle")
+
+    await ask_to_remember(owner)
+    await expect(owner.locator(".ra-announce")).to_contain_text("Approval needed")
+    seen = viewer.locator(".ra-approval")
+    await expect(seen).to_be_visible()
+    await expect(seen.locator(".ra-approval-tool")).to_have_text(["session_note"])
+    await expect(seen.locator(".ra-approval-input")).to_contain_text('"the sky is green"')
+    await expect(seen.locator(".ra-approval-note")).to_have_text("Waiting for the owner's approval")
+    await expect(viewer.locator(".ra-status")).to_have_text("Waiting for approval")
+    await expect(viewer.locator("button.ra-approve, button.ra-reject")).to_have_count(0)
+
+    await owner.keyboard.press("Enter")  # focus is on Approve
+    for page in (owner, viewer):
+        await expect(page.locator(".ra-approval")).to_be_hidden()
+        await expect(page.locator(".ra-status")).to_have_text("Done")
+        await expect(page.locator(".ra-notice")).to_have_text(["Approved: session_note"])
+        await expect(page.locator(".ra-tool-state")).to_have_text(["done"])
+    await expect(owner.locator(".ra-input")).to_be_focused()  # focus goes back to the input
+    body = await session_json(api, params["session"], params["token"])
+    assert body["context"]["notes"][0]["note"] == "the sky is green"
+
+    response = await api.http.patch(
+        f"/agent/session/{params['session']}",
+        json={"autonomy_level": 2},
+        headers={"Authorization": f"Bearer {params['token']}"},
+    )
+    assert response.status_code == 200, response.text
+    for page in (owner, viewer):
+        await expect(page.locator(".ra-notice").last).to_have_text("Autonomy level: assisted")
+        await expect(page.locator(".ra-autonomy")).to_have_text("Autonomy level: Ask for big plans")
+
+
+async def test_owner_steers_then_rejects_with_a_reason(
+    server: RunningServer, api: Api, pages: Pages
+) -> None:
+    """While the approval waits, a steered message joins the run; Reject with a reason is
+    shown in the transcript, the note is not saved and the run completes."""
+    owner = await open_owner(pages, server.base_url)
+    params = hash_params(owner.url)
+    await expect(owner.locator(".ra-steer")).to_be_hidden()
+    await ask_to_remember(owner)
+
+    steer = owner.locator(".ra-steer-box")
+    await expect(steer).to_be_visible()
+    await steer.check()
+    await send(owner, "also, it is Tuesday")
+    steered = owner.locator(".ra-user").last
+    await expect(steered.locator(".ra-marker")).to_have_text("steered")
+    await expect(steer).not_to_be_checked()  # only for the next message
+    await expect(owner.locator(".ra-approval")).to_be_visible()
+
+    await owner.locator(".ra-approval-reason").fill("not now")
+    await owner.keyboard.press("Tab")
+    await expect(owner.locator(".ra-reject")).to_be_focused()
+    await owner.keyboard.press("Enter")
+    await expect(owner.locator(".ra-approval")).to_be_hidden()
+    await expect(owner.locator(".ra-notice")).to_have_text(["Rejected: session_note (not now)"])
+    await expect(owner.locator(".ra-status")).to_have_text("Done")
+    await expect(owner.locator(".ra-steer")).to_be_hidden()
+    await expect(owner.locator(".ra-assistant .ra-body").last).to_contain_text("declined")
+    body = await session_json(api, params["session"], params["token"])
+    assert "notes" not in body["context"]
+    users = [m for m in body["messages"] if m["role"] == "user"]
+    assert [m.get("steered", False) for m in users] == [False, True]
+    # One turn only: the steered message did not start a run of its own.
+    assert len([m for m in body["messages"] if m["role"] == "assistant"]) == 2
+
+
+async def test_reload_while_approval_pending_shows_it_again(
+    server: RunningServer, api: Api, pages: Pages
+) -> None:
+    """A reloaded owner page gets the prompt back from hello.pending_approval; Approve works."""
+    owner = await open_owner(pages, server.base_url)
+    params = hash_params(owner.url)
+    await ask_to_remember(owner)
+    first_id = await owner.evaluate(f"{WIDGET}.approval.approval_id")
+
+    await owner.reload()
+    await expect(owner.locator(".ra-approval")).to_be_visible()
+    assert await owner.evaluate(f"{WIDGET}.approval.approval_id") == first_id
+    await expect(owner.locator(".ra-approval-tool")).to_have_text(["session_note"])
+    await expect(owner.locator(".ra-approve")).to_be_focused()
+    await owner.keyboard.press("Enter")
+    await expect(owner.locator(".ra-approval")).to_be_hidden()
+    await expect(owner.locator(".ra-notice")).to_have_text(["Approved: session_note"])
+    await expect(owner.locator(".ra-status")).to_have_text("Done")
+    body = await session_json(api, params["session"], params["token"])
+    assert body["context"]["notes"][0]["note"] == "the sky is green"
 
 
 async def test_screenshots_of_a_demo_conversation(server: RunningServer, pages: Pages) -> None:

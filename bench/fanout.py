@@ -1,0 +1,133 @@
+"""Fan-out: one session, the model streaming, N viewers receiving.
+
+    python -m bench.fanout [--viewers 10,100] [--rate 100,1000] [--mode embedded,distributed]
+                           [--impl ours,peer,baseline] [--seconds 2] [--client-procs 2]
+
+For every mode, implementation, rate and viewer count: a fresh session (or
+room) with one owner and N viewers (spread over both server processes in
+distributed mode, and over the client processes); the owner's message makes
+the stand-in stream ``rate * seconds`` chunks at ``rate`` chunks/s. Measured:
+latency from the stand-in writing each chunk to each socket receiving it
+(p50/p99/max), delivered events/s, server CPU µs per delivered event
+(utime+stime of the server processes from /proc, before and after, divided by
+the frames the sockets received), client CPU, sockets closed by the server.
+
+One JSON line per result on stdout, a table on stderr, all rows in
+bench/results/fanout.json (rows of other sizes kept) and the plot in
+bench/results/fanout.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    create_rooms,
+    deploy,
+    emit_json,
+    log,
+    parse_list,
+    print_table,
+    run,
+    standin_model,
+)
+from .streaming import compare, measure_stream, merge_results, warm_up
+
+KEY = ("scenario", "impl", "mode", "viewers", "rate")
+
+
+async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
+    async with standin_model(logdir) as model_url:
+        for mode in args.mode:
+            for impl in args.impl:
+                if impl == "baseline" and mode == "distributed":
+                    continue  # one process only: it has no way to span two
+                async with deploy(impl, mode, model_url, logdir) as dep:
+                    await warm_up(dep)
+                    for rate in args.rate:
+                        for viewers in args.viewers:
+                            chunks = max(1, int(rate * args.seconds))
+                            (room,) = await create_rooms(dep, 1)
+                            log(f"fanout {mode} {impl}: {viewers} viewers, {rate:g} chunks/s, "
+                                f"{chunks} chunks")
+                            row = await measure_stream(
+                                dep,
+                                [(room, viewers)],
+                                chunks=chunks,
+                                rate=rate,
+                                pad=args.pad,
+                                client_procs=args.client_procs,
+                                timeout=args.seconds + args.timeout,
+                            )
+                            row.update(scenario="fanout", viewers=viewers)
+                            emit_json(row)
+                            rows.append(row)
+    return rows
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    table = compare(
+        rows,
+        ("mode", "rate", "viewers"),
+        ["p99_ms", "cpu_us_per_event"],
+    )
+    for t in table:
+        src = [r for r in rows if (r["mode"], r["rate"], r["viewers"]) == (t["mode"], t["rate"], t["viewers"]) and r["impl"] == "ours"]
+        if src:
+            t["p50_ms:ours"] = src[0]["p50_ms"]
+            t["events_per_s:ours"] = src[0]["events_per_s"]
+            t["dropped:ours"] = src[0]["dropped"]
+            t["client_cpu:ours"] = src[0]["client_cpu_us_per_event"]
+    print_table(
+        table,
+        [
+            ("mode", "mode"), ("rate", "chunks/s"), ("viewers", "viewers"),
+            ("p50_ms:ours", "p50 ms"), ("p99_ms:ours", "p99 ms"),
+            ("p99_ms:peer", "peer p99"), ("p99_ms:baseline", "base p99"),
+            ("events_per_s:ours", "events/s"),
+            ("cpu_us_per_event:ours", "CPU us/ev"), ("cpu_us_per_event:peer", "peer"),
+            ("cpu_us_per_event:baseline", "base"),
+            ("cpu_us_per_event:peer/ours", "peer/ours"),
+            ("cpu_us_per_event:baseline/ours", "base/ours"),
+            ("client_cpu:ours", "client us/ev"),
+            ("dropped:ours", "dropped"),
+        ],
+    )
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--viewers", type=parse_list, default=[10, 100])
+    parser.add_argument("--rate", type=lambda s: parse_list(s, float), default=[100.0])
+    parser.add_argument("--mode", type=lambda s: parse_list(s, str), default=["embedded"])
+    parser.add_argument("--impl", type=lambda s: parse_list(s, str),
+                        default=["ours", "peer", "baseline"])
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds of chunks streamed")
+    parser.add_argument("--pad", type=int, default=0, help="extra bytes per chunk")
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds past the stream's length to wait for the last frame")
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+
+    async def go() -> None:
+        rows.extend(await main(args))
+
+    run(go())
+    merge_results("fanout", rows, KEY, {})
+    report(rows)
+    if not args.no_plot:
+        from .plot import plot_fanout
+
+        path = plot_fanout()
+        log(f"plot: {path}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,153 @@
+"""One streaming measurement: rooms of sockets, the owners start, everyone receives.
+
+Used by the fan-out scenario (one room, N viewers) and the many-sessions
+scenario (200 rooms of 1 owner + 4 viewers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from .clients import Clients, split_round_robin
+from .common import (
+    RESULTS_DIR,
+    Deployment,
+    Room,
+    cpu_of,
+    log,
+    machine,
+    percentiles,
+    start_content,
+    versions,
+)
+
+KIND = {"ours": "ra", "peer": "sio", "baseline": "bare"}
+
+
+def socket_specs(dep: Deployment, rooms: list[tuple[Room, int]], start: str) -> list[dict[str, Any]]:
+    """The owner of each room on the first process, its viewers spread over all processes."""
+    kind = KIND[dep.impl]
+    specs = []
+    for room, viewers in rooms:
+        specs.append(
+            {"kind": kind, "url": room.owner_urls[0], "room": room.key, "owner": True,
+             "start": start}
+        )
+        for i in range(viewers):
+            url = room.viewer_urls[i % len(room.viewer_urls)]
+            specs.append({"kind": kind, "url": url, "room": room.key, "owner": False,
+                          "start": None})
+    return specs
+
+
+async def measure_stream(
+    dep: Deployment,
+    rooms: list[tuple[Room, int]],
+    *,
+    chunks: int,
+    rate: float,
+    pad: int = 0,
+    client_procs: int = 2,
+    timeout: float = 60.0,
+    settle: float = 0.5,
+) -> dict[str, Any]:
+    specs = socket_specs(dep, rooms, start_content(chunks, rate, pad))
+    client_procs = max(1, min(client_procs, len(specs)))
+    # the rooms' sockets are interleaved so each process holds a share of every room
+    per_proc = split_round_robin(specs, client_procs)
+    clients = Clients(client_procs)
+    try:
+        conn = await clients.connect(per_proc)
+        if conn["failed"]:
+            log(f"{conn['failed']} sockets failed to connect: {conn['failures']}")
+        await asyncio.sleep(settle)  # presence frames of the joins, connection set-up
+        cpu0 = cpu_of(dep.pids)
+        res = await clients.go({"deadline": timeout})
+        cpu1 = cpu_of(dep.pids)
+    finally:
+        await clients.close()
+    lat = res["lat_us"]
+    p50, p99, p100 = percentiles(lat, (50, 99, 100))
+    frames = res["frames"]
+    span_s = max(1e-9, (res["last_ns"] - res["t_go"]) / 1e9) if res["last_ns"] else float("nan")
+    server_cpu = cpu1 - cpu0
+    expected = chunks * conn["connected"]
+    return {
+        "impl": dep.impl,
+        "mode": dep.mode,
+        "server_processes": len(dep.procs),
+        "rooms": len(rooms),
+        "sockets": conn["connected"],
+        "connect_failed": conn["failed"],
+        "chunks": chunks,
+        "rate": rate,
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+        "max_ms": p100 / 1000,
+        "chunks_received": len(lat),
+        "chunks_expected": expected,
+        "missing_chunks": expected - len(lat),
+        "delivered_events": frames,
+        "deltas": res["deltas"],
+        "events_per_s": frames / span_s,
+        "stream_s": span_s,
+        "server_cpu_s": server_cpu,
+        "cpu_us_per_event": server_cpu * 1e6 / frames if frames else None,
+        "client_cpu_s": res["cpu_s"],
+        "client_cpu_us_per_event": res["cpu_s"] * 1e6 / frames if frames else None,
+        "client_processes": client_procs,
+        "dropped": res["dropped"],
+        "close_codes": res["close_codes"],
+        "incomplete": res["incomplete"],
+        "errors": res["errors"],
+    }
+
+
+def merge_results(name: str, rows: list[dict[str, Any]], key: tuple[str, ...],
+                  meta: dict[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json``, replacing earlier rows with the same key."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    old: list[dict[str, Any]] = []
+    if path.exists():
+        try:
+            old = json.loads(path.read_text()).get("rows", [])
+        except (OSError, ValueError):
+            old = []
+    new_keys = {tuple(r.get(k) for k in key) for r in rows}
+    kept = [r for r in old if tuple(r.get(k) for k in key) not in new_keys]
+    doc = {"scenario": name, "machine": machine(), "versions": versions(), **meta,
+           "rows": kept + rows}
+    path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    return path
+
+
+def compare(rows: list[dict[str, Any]], key: tuple[str, ...], metrics: list[str]) -> list[dict[str, Any]]:
+    """One row per key: ours, peer, baseline side by side, with peer/ours and baseline/ours."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        k = tuple(r.get(f) for f in key)
+        row = out.setdefault(k, dict(zip(key, k, strict=True)))
+        for m in metrics:
+            row[f"{m}:{r['impl']}"] = r.get(m)
+    for row in out.values():
+        for m in metrics:
+            ours = row.get(f"{m}:ours")
+            for other in ("peer", "baseline"):
+                theirs = row.get(f"{m}:{other}")
+                if ours and theirs and ours == ours and theirs == theirs and ours > 0:
+                    row[f"{m}:{other}/ours"] = theirs / ours
+    return list(out.values())
+
+
+async def warm_up(dep: Deployment, turns: int = 2) -> None:
+    """A few unmeasured streams first: imports, connections to the model, caches."""
+    from .common import create_rooms
+
+    for _ in range(turns):
+        (room,) = await create_rooms(dep, 1)
+        await measure_stream(dep, [(room, 2)], chunks=100, rate=0, client_procs=1, timeout=30,
+                             settle=0.1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from .common import (
     Deployment,
     Room,
     cpu_of,
+    machine_busy_seconds,
     log,
     machine,
     percentiles,
@@ -64,9 +66,9 @@ async def measure_stream(
         if conn["failed"]:
             log(f"{conn['failed']} sockets failed to connect: {conn['failures']}")
         await asyncio.sleep(settle)  # presence frames of the joins, connection set-up
-        cpu0 = cpu_of(dep.pids)
+        cpu0, busy0, wall0 = cpu_of(dep.pids), machine_busy_seconds(), time.perf_counter()
         res = await clients.go({"deadline": timeout})
-        cpu1 = cpu_of(dep.pids)
+        cpu1, busy1, wall1 = cpu_of(dep.pids), machine_busy_seconds(), time.perf_counter()
     finally:
         await clients.close()
     lat = res["lat_us"]
@@ -99,6 +101,9 @@ async def measure_stream(
         "client_cpu_s": res["cpu_s"],
         "client_cpu_us_per_event": res["cpu_s"] * 1e6 / frames if frames else None,
         "client_processes": client_procs,
+        # everything else the machine ran meanwhile (stand-in, Redis, PostgreSQL, other
+        # users of the machine), in cores: a noise indicator
+        "other_cpu_cores": max(0.0, (busy1 - busy0) - server_cpu - res["cpu_s"]) / (wall1 - wall0),
         "dropped": res["dropped"],
         "close_codes": res["close_codes"],
         "incomplete": res["incomplete"],

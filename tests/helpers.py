@@ -181,6 +181,7 @@ class Api:
         # Test clients buffer without limit unless told otherwise: one that does not read
         # its events must still see the close handshake when the test ends.
         kw.setdefault("max_queue", None)
+        kw.setdefault("max_size", None)  # a final message may be larger than 1 MiB
         conn = await connect(self.ws_url(session_id, token, after), open_timeout=TIMEOUT, **kw)
         client = WSClient(conn)
         self._sockets.append(client)

@@ -3,8 +3,11 @@
  * from outside the server it talks to.
  *
  * It speaks only the public wire protocol, version 1 (docs/protocol.md):
- * POST /agent/sessions to create a session, and the session's websocket
- * GET /agent/ws/{id}?token=T[&after=N] for everything else.
+ * POST /agent/sessions to create a session, GET /agent/session/{id} once per
+ * connection for the autonomy level (shown in the header; hidden when that
+ * read fails, e.g. another origin without CORS), and the session's websocket
+ * GET /agent/ws/{id}?token=T[&after=N] for everything else, approvals
+ * included (approve / reject frames from the .ra-approval prompt).
  *
  * Embedding: one <script src="<server>/static/widget.js" defer></script>
  * and one or more containers
@@ -23,8 +26,9 @@
  * renderer below builds DOM nodes itself; innerHTML is never used.
  *
  * Test hook (it does not bypass the protocol): window.realtimeAgentWidgets is
- * the array of mounted widgets; each has .socket (the live WebSocket) and
- * .lastSeq (the last session event seq it has applied).
+ * the array of mounted widgets; each has .socket (the live WebSocket),
+ * .lastSeq (the last session event seq it has applied) and .approval (the
+ * pending approval it shows, {approval_id, calls}, or null).
  */
 (function () {
   "use strict";
@@ -567,6 +571,7 @@
     this.approval = null; // {approval_id, calls} while the owner's answer is awaited
     this.approvalAnswer = null; // {ref, approved} once the owner has sent an answer
     this.approvalProblem = null; // why the last answer did not go out
+    this.approvalRefs = new Set(); // ids of approve / reject frames sent, for their errors
     this.approvalFromHello = null; // {value}: hello's pending_approval, applied once caught up
     this.frameCounter = 0;
     this.autonomyFetches = 0;
@@ -928,6 +933,7 @@
     this.stopped = true;
     this.live = false;
     this.dropOutbox("not sent");
+    this.hideApproval();
     if (this.retryTimer !== null) {
       clearTimeout(this.retryTimer);
       this.retryTimer = null;
@@ -1052,8 +1058,11 @@
   };
 
   Widget.prototype.onConnectionError = function (frame) {
-    var answer = this.approvalAnswer;
-    if (answer && frame.ref !== undefined && frame.ref === answer.ref) {
+    if (typeof frame.ref === "string" && this.approvalRefs.has(frame.ref)) {
+      this.approvalRefs.delete(frame.ref);
+      var answer = this.approvalAnswer;
+      // The prompt is gone already (approval_resolved came first): nothing to add.
+      if (!answer || answer.ref !== frame.ref) return;
       this.approvalAnswer = null;
       if (frame.code === "unknown_approval") {
         // Answered elsewhere, or withdrawn: approval_resolved tells which.
@@ -1181,9 +1190,11 @@
       item.append(name, input);
       list.appendChild(item);
     }
-    el.append(title, lead, list);
+    el.append(title);
     this.approvalNote = h("p", "ra-approval-note");
     this.approvalNote.setAttribute("role", "status");
+    if (!owner) el.append(this.approvalNote); // first: the prompt may scroll on small screens
+    el.append(lead, list);
     this.approveButton = null;
     this.rejectButton = null;
     this.reasonInput = null;
@@ -1204,7 +1215,10 @@
       this.rejectButton.type = "button";
       var reasonBox = h("div", "ra-approval-reason-box");
       reasonBox.append(reasonLabel, this.reasonInput);
-      actions.append(this.approveButton, reasonBox, this.rejectButton);
+      // The reason and Reject stay together when the row wraps.
+      var rejectGroup = h("div", "ra-approval-reject");
+      rejectGroup.append(reasonBox, this.rejectButton);
+      actions.append(this.approveButton, rejectGroup);
       el.append(actions, this.approvalNote);
       this.approveButton.addEventListener("click", function () {
         self.answerApproval(true);
@@ -1218,8 +1232,6 @@
           self.answerApproval(false);
         }
       });
-    } else {
-      el.append(this.approvalNote);
     }
     el.hidden = false;
     this.renderApprovalButtons();
@@ -1267,6 +1279,7 @@
       return;
     }
     this.approvalProblem = null;
+    this.approvalRefs.add(ref);
     var hadFocus = this.approvalEl.contains(document.activeElement);
     this.approvalAnswer = { ref: ref, approved: approved };
     this.renderApprovalButtons();

@@ -6,6 +6,7 @@ validated by the pydantic models of ``protocol.py``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from pathlib import Path
@@ -272,11 +273,18 @@ async def openapi(request: Request) -> Response:
 
 async def healthz(request: Request) -> JSONResponse:
     """
-    summary: Liveness
+    summary: Liveness, with the process's open sockets and asyncio tasks
     responses:
       200: {description: the process is alive}
     """
-    return JSONResponse({"status": "ok"})
+    sockets = _components(request).sockets
+    return JSONResponse(
+        {
+            "status": "ok",
+            "sockets": sum(sockets.sessions.values()),
+            "tasks": len(asyncio.all_tasks()),
+        }
+    )
 
 
 async def readyz(request: Request) -> JSONResponse:

@@ -13,12 +13,26 @@ from tests.standin_anthropic import AnthropicStandIn, Text, ToolCalls
 async def test_mcp_tools_run_through_a_full_turn(tmp_path: Path, standin: AnthropicStandIn) -> None:
     """MCP tools are listed with their flags; a change waits for approval; a read just runs."""
     config = tmp_path / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {"kv": {
-        "command": sys.executable, "args": ["-m", "tests.tools.mcp_server"],
-        "cwd": str(Path(__file__).resolve().parents[2]),
-    }}}))
-    settings = settings_for(tmp_path, anthropic_api_key="k", anthropic_base_url=standin.base_url,
-                            llm_max_retries=0, mcp_config=str(config))
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "kv": {
+                        "command": sys.executable,
+                        "args": ["-m", "tests.tools.mcp_server"],
+                        "cwd": str(Path(__file__).resolve().parents[2]),
+                    }
+                }
+            }
+        )
+    )
+    settings = settings_for(
+        tmp_path,
+        anthropic_api_key="k",
+        anthropic_base_url=standin.base_url,
+        llm_max_retries=0,
+        mcp_config=str(config),
+    )
     standin.push(
         ToolCalls([("toolu_s", "kv__store", {"key": "colour", "value": "blue"})]),
         ToolCalls([("toolu_l", "kv__lookup", {"key": "colour"})]),

@@ -367,7 +367,9 @@ async def test_owner_approves_by_keyboard_while_viewer_waits(
     created = {"session_id": params["session"], "viewer_token": params["viewer"]}
     viewer = await pages.open(viewer_link(server.base_url, created))
     for page in (owner, viewer):
-        await expect(page.locator(".ra-autonomy")).to_have_text("Autonomy level: Ask before changes")
+        await expect(page.locator(".ra-autonomy")).to_have_text(
+            "Autonomy level: Ask before changes"
+        )
     await expect(viewer.locator(".ra-status")).to_have_text("Idle")
 
     await ask_to_remember(owner)

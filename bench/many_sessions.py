@@ -1,0 +1,95 @@
+"""Many sessions: 200 sessions of 1 owner + 4 viewers, all streaming at once.
+
+    python -m bench.many_sessions [--sessions 200] [--viewers 4] [--rate 50] [--seconds 2]
+                                  [--mode embedded,distributed] [--impl ours,peer,baseline]
+
+Every owner sends its message at the same moment; the stand-in streams
+``rate * seconds`` chunks to each session at ``rate`` chunks/s. The same
+figures as the fan-out (latency from the model's chunk to each socket, owners
+included; events/s; server CPU µs per delivered event; dropped sockets).
+Rows go to bench/results/many_sessions.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .common import create_rooms, deploy, emit_json, log, parse_list, print_table, run, standin_model
+from .streaming import compare, measure_stream, merge_results, warm_up
+
+KEY = ("scenario", "impl", "mode", "sessions", "viewers", "rate")
+
+
+async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
+    async with standin_model(logdir) as model_url:
+        for mode in args.mode:
+            for impl in args.impl:
+                if impl == "baseline" and mode == "distributed":
+                    continue
+                async with deploy(impl, mode, model_url, logdir) as dep:
+                    await warm_up(dep)
+                    rooms = await create_rooms(dep, args.sessions)
+                    chunks = max(1, int(args.rate * args.seconds))
+                    log(f"many sessions {mode} {impl}: {args.sessions} x (1 + {args.viewers}), "
+                        f"{args.rate:g} chunks/s, {chunks} chunks")
+                    row = await measure_stream(
+                        dep,
+                        [(room, args.viewers) for room in rooms],
+                        chunks=chunks,
+                        rate=args.rate,
+                        client_procs=args.client_procs,
+                        timeout=args.seconds + args.timeout,
+                        settle=1.0,
+                    )
+                    row.update(scenario="many_sessions", sessions=args.sessions,
+                               viewers=args.viewers)
+                    emit_json(row)
+                    rows.append(row)
+    return rows
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    metrics = ["p50_ms", "p99_ms", "max_ms", "events_per_s", "cpu_us_per_event", "dropped",
+               "client_cpu_us_per_event", "missing_chunks"]
+    table = compare(rows, ("mode", "sessions", "viewers", "rate"), metrics)
+    print_table(
+        table,
+        [("mode", "mode"), ("sessions", "sessions"), ("rate", "chunks/s"),
+         ("p50_ms:ours", "p50 ms"), ("p99_ms:ours", "p99 ms"), ("max_ms:ours", "max ms"),
+         ("p99_ms:peer", "peer p99"), ("p99_ms:baseline", "base p99"),
+         ("events_per_s:ours", "events/s"), ("events_per_s:peer", "peer ev/s"),
+         ("cpu_us_per_event:ours", "CPU us/ev"), ("cpu_us_per_event:peer", "peer"),
+         ("cpu_us_per_event:baseline", "base"), ("cpu_us_per_event:peer/ours", "peer/ours"),
+         ("dropped:ours", "dropped"), ("missing_chunks:ours", "missing")],
+    )
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--viewers", type=int, default=4, help="viewers per session (+1 owner)")
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--mode", type=lambda s: parse_list(s, str), default=["embedded"])
+    parser.add_argument("--impl", type=lambda s: parse_list(s, str),
+                        default=["ours", "peer", "baseline"])
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+
+    async def go() -> None:
+        rows.extend(await main(args))
+
+    run(go())
+    merge_results("many_sessions", rows, KEY, {})
+    report(rows)
+
+
+if __name__ == "__main__":
+    cli()

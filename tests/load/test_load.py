@@ -1,0 +1,145 @@
+"""Overload without collapse, and a soak with no leaks (reduced counts unless RA_LOAD_FULL=1)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosedError
+
+from tests.helpers import Api, WSClient
+from tests.processes import ServerProcess, clean_env
+from tests.standin_anthropic import AnthropicStandIn, Text
+
+pytestmark = pytest.mark.load
+FULL = os.environ.get("RA_LOAD_FULL") == "1"
+SESSIONS = 200 if FULL else 40
+SOCKETS = 2000 if FULL else 400  # one owner and viewers per session
+ROUNDS = 6 if FULL else 3
+SOAK = 1000 if FULL else 150
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def server(tmp_path: Path, standin: AnthropicStandIn | None = None) -> ServerProcess:
+    env = {
+        "RA_SECRET": "load-secret-0123456789abcdef",
+        "RA_DEMO_CHUNK_DELAY": "0",
+        "RA_SEND_QUEUE_BYTES": str(256 * 1024),
+        "RA_MAX_SOCKETS_PER_ADDRESS": "10000",
+        "RA_RATE_LIMIT_BURST": "1000",
+    }
+    if standin is not None:
+        env |= {
+            "ANTHROPIC_API_KEY": "k",
+            "ANTHROPIC_BASE_URL": standin.base_url,
+            "RA_LLM_MAX_RETRIES": "0",
+        }
+    return ServerProcess(clean_env(**env), tmp_path)
+
+
+async def test_overload_keeps_every_well_behaved_socket(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    """Thousands of sockets streaming at once: none dropped, slow readers cut 1013, RSS flat."""
+    per_session = SOCKETS // SESSIONS
+    proc = server(tmp_path, standin)
+    await proc.start()
+    assert proc.proc is not None
+    try:
+        async with Api(proc.base_url) as api:
+            sessions = [await api.create() for _ in range(SESSIONS)]
+            clients: list[list[WSClient]] = []
+            for created in sessions:
+                owner = await api.join(created)
+                viewers = [await api.join(created, "viewer") for _ in range(per_session - 1)]
+                clients.append([owner, *viewers])
+            flood = sessions[0]
+            slow = []
+            for _ in range(2):  # readers that stop reading: tiny buffers, nothing consumed
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", proc.port))
+                slow.append(
+                    await api.connect(
+                        flood["session_id"], flood["viewer_token"], sock=sock, max_queue=1
+                    )
+                )
+            standin.push(Text(["z" * 10_000] * 600))  # a flood that overflows the slow readers
+            await clients[0][0].message("flood", "c-flood")
+            await asyncio.gather(*(c.until_idle() for c in clients[0]))
+            samples = []
+            for round_ in range(ROUNDS):
+                for _ in range(SESSIONS):
+                    standin.push(Text([f"r{round_} chunk {n} " for n in range(50)]))
+                await asyncio.gather(
+                    *(group[0].message(f"round {round_}", f"c-{round_}") for group in clients)
+                )
+                await asyncio.gather(*(c.until_idle() for group in clients for c in group))
+                samples.append(rss_kb(proc.proc.pid))
+            for group in clients:
+                reference = [(e["seq"], e["type"]) for e in group[0].events()]
+                for client in group:
+                    assert [(e["seq"], e["type"]) for e in client.events()] == reference
+                    assert client.conn.close_code is None
+            for reader in slow:
+                with pytest.raises(ConnectionClosedError) as cut:
+                    while True:
+                        await reader.recv()
+                assert cut.value.rcvd is not None and cut.value.rcvd.code == 1013
+            # Memory is flat once warm: the last round costs no more than the first warm one.
+            warm, last = samples[1], samples[-1]
+            assert last - warm < max(warm // 10, 20_000), samples
+    finally:
+        await proc.stop()
+
+
+async def test_soak_sessions_created_used_deleted_leak_nothing(tmp_path: Path) -> None:
+    """Many sessions created, used and deleted leave no tasks, sockets, descriptors or memory."""
+    proc = server(tmp_path)
+    await proc.start()
+    assert proc.proc is not None
+    pid = proc.proc.pid
+    try:
+        async with Api(proc.base_url) as api:
+
+            async def one(i: int) -> None:
+                created = await api.create()
+                owner = await api.join(created)
+                await owner.message("hello", f"c-{i}")
+                await owner.until_idle()
+                response = await api.http.delete(
+                    f"/agent/session/{created['session_id']}",
+                    headers={"Authorization": f"Bearer {created['owner_token']}"},
+                )
+                assert response.status_code == 200
+                assert await owner.closed() == 4404
+
+            async def batch(start: int, count: int) -> None:
+                for lo in range(start, start + count, 25):
+                    await asyncio.gather(*(one(i) for i in range(lo, min(lo + 25, start + count))))
+
+            await batch(0, 50)  # warm up: imports, caches, pools
+            before: dict[str, Any] = (await api.http.get("/healthz")).json()
+            fds, rss = open_fds(pid), rss_kb(pid)
+            await batch(50, SOAK)
+            after: dict[str, Any] = (await api.http.get("/healthz")).json()
+            assert after["sockets"] == 0
+            assert after["tasks"] <= before["tasks"], (before, after)
+            assert open_fds(pid) <= fds + 2
+            assert rss_kb(pid) - rss < max(rss // 10, 20_000), (rss, rss_kb(pid))
+    finally:
+        await proc.stop()

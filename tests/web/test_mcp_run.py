@@ -10,6 +10,9 @@ from tests.helpers import Api, RunningServer, settings_for
 from tests.standin_anthropic import AnthropicStandIn, Text, ToolCalls
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 async def test_mcp_tools_run_through_a_full_turn(tmp_path: Path, standin: AnthropicStandIn) -> None:
     """MCP tools are listed with their flags; a change waits for approval; a read just runs."""
     config = tmp_path / "mcp.json"
@@ -20,7 +23,7 @@ async def test_mcp_tools_run_through_a_full_turn(tmp_path: Path, standin: Anthro
                     "kv": {
                         "command": sys.executable,
                         "args": ["-m", "tests.tools.mcp_server"],
-                        "cwd": str(Path(__file__).resolve().parents[2]),
+                        "cwd": str(ROOT),
                     }
                 }
             }

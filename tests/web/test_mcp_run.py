@@ -9,7 +9,6 @@ from pathlib import Path
 from tests.helpers import Api, RunningServer, settings_for
 from tests.standin_anthropic import AnthropicStandIn, Text, ToolCalls
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -43,6 +43,9 @@ class SocketCounts:
     #: A shutdown has begun: new sockets are refused.
     draining: bool = False
 
+    def __post_init__(self) -> None:
+        self.none_open.set()  # nothing is open yet
+
     def admit(self, session_id: str, address: str) -> str | None:
         """Count a new socket, or say why it may not open."""
         if self.draining:

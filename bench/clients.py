@@ -89,17 +89,22 @@ class Sock:
     # -- connect ---------------------------------------------------------------
 
     async def connect(self) -> None:
-        from websockets.asyncio.client import connect
+        if self.spec.get("client") == "raw":
+            from .rawws import connect as raw_connect
 
-        self.ws = ws = await connect(
-            self.spec["url"],
-            compression=None,
-            max_size=None,
-            max_queue=4096,
-            ping_interval=None,  # the server pings; the library answers by itself
-            open_timeout=CONNECT_TIMEOUT,
-            close_timeout=2,
-        )
+            self.ws = ws = await raw_connect(self.spec["url"], CONNECT_TIMEOUT)
+        else:
+            from websockets.asyncio.client import connect
+
+            self.ws = ws = await connect(
+                self.spec["url"],
+                compression=None,
+                max_size=None,
+                max_queue=4096,
+                ping_interval=None,  # the server pings; the library answers by itself
+                open_timeout=CONNECT_TIMEOUT,
+                close_timeout=2,
+            )
         kind = self.spec["kind"]
         if kind == "ra":
             hello = orjson.loads(await ws.recv())
@@ -130,8 +135,12 @@ class Sock:
 
         ws = self.ws
         try:
-            async for msg in ws:
-                self.on_frame(msg)
+            if self.spec.get("client") == "raw":
+                ws.deliver_to(self.safe_frame)
+                await ws.closed
+            else:
+                async for msg in ws:
+                    self.on_frame(msg)
         except ConnectionClosed:
             pass
         except Exception as exc:  # a bug here must not hide: count it
@@ -144,6 +153,12 @@ class Sock:
             if not self.done:
                 self.done = True
                 self.w.done_one()
+
+    def safe_frame(self, msg: str) -> None:
+        try:
+            self.on_frame(msg)
+        except Exception as exc:  # a bug here must not hide: count it
+            self.w.errors[f"client:{type(exc).__name__}:{exc}"[:120]] += 1
 
     def on_frame(self, msg: str | bytes) -> None:
         w = self.w
@@ -245,9 +260,11 @@ class Sock:
                  "on_busy": w.on_busy}
         asyncio.ensure_future(self.ws.send(orjson.dumps(frame).decode()))
 
-    async def close(self) -> None:
+    async def close(self, abort: bool = False) -> None:
         self.closing = True
-        if self.ws is not None:
+        if abort and self.ws is not None:
+            self.ws.transport.abort()
+        elif self.ws is not None:
             with contextlib.suppress(Exception):
                 await self.ws.close()
         if self.reader is not None:
@@ -337,10 +354,11 @@ async def _serve(conn: Connection) -> None:
                                   "close_codes": dict(w.close_codes)}))
         elif cmd == "close":
             socks = list(w.socks)
+            abort = bool(arg)
             for i in range(0, len(socks), 500):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        asyncio.gather(*(s.close() for s in socks[i : i + 500])), 15
+                        asyncio.gather(*(s.close(abort) for s in socks[i : i + 500])), 15
                     )
             conn.send(("closed", None))
             return
@@ -456,9 +474,10 @@ class Clients:
         return {"open": sum(s["open"] for s in stats), "dropped": sum(s["dropped"] for s in stats),
                 "close_codes": dict(codes)}
 
-    async def close(self) -> None:
+    async def close(self, abort: bool = False) -> None:
+        """Close every socket (with the closing handshake, or ``abort`` the TCP connections)."""
         with contextlib.suppress(Exception):
-            await asyncio.gather(*(self._ask(i, "close", None, 60) for i in range(self.n)))
+            await asyncio.gather(*(self._ask(i, "close", abort, 60) for i in range(self.n)))
         for proc in self.procs:
             proc.join(timeout=10)
             if proc.is_alive():

@@ -496,7 +496,7 @@ async def deploy(
             for i in range(n):
                 port = free_port()
                 argv = [ra_command(), "serve", "--port", str(port), "--log-level", "warning"]
-                procs.append(Proc(f"ours-{i}", argv, env, port, "/healthz", tmp, tmp))
+                procs.append(Proc(f"ours-{mode}-{i}", argv, env, port, "/healthz", logdir, tmp))
         elif impl == "peer":
             env = clean_env(ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=standin_url)
             for i in range(n):
@@ -505,12 +505,12 @@ async def deploy(
                     sys.executable, "-m", "bench.peers.socketio_server", "--port", str(port),
                     "--redis-url", REDIS_URL, "--channel", prefix + "socketio",
                 ]
-                procs.append(Proc(f"peer-{i}", argv, env, port, "/healthz", tmp, REPO_DIR))
+                procs.append(Proc(f"peer-{mode}-{i}", argv, env, port, "/healthz", logdir, REPO_DIR))
         elif impl == "baseline":
             env = clean_env(ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=standin_url)
             port = free_port()
             argv = [sys.executable, "-m", "bench.peers.bare_server", "--port", str(port)]
-            procs.append(Proc("baseline-0", argv, env, port, "/healthz", tmp, REPO_DIR))
+            procs.append(Proc("baseline-0", argv, env, port, "/healthz", logdir, REPO_DIR))
         else:
             raise ValueError(impl)
         for p in procs:  # one at a time: each migrates (PostgreSQL) before the next starts
@@ -554,15 +554,19 @@ async def create_rooms(dep: Deployment, count: int, concurrency: int = 20) -> li
                 urls = [f"ws://127.0.0.1:{p}/ws/{key}" for p in dep.ports]
             rooms.append(Room(key, urls, urls))
         return rooms
-    sem = asyncio.Semaphore(concurrency)
     clients = [Http("127.0.0.1", dep.ports[0]) for _ in range(concurrency)]
+    pool: asyncio.Queue[Http] = asyncio.Queue()
+    for c in clients:
+        pool.put_nowait(c)
 
     async def one(i: int) -> Room:
-        async with sem:
-            http = clients[i % concurrency]
+        http = await pool.get()
+        try:
             status, body = await http.request("POST", "/agent/sessions", {"character_id": 1})
-            if status != 201:
-                raise RuntimeError(f"create session: {status} {body}")
+        finally:
+            pool.put_nowait(http)
+        if status != 201:
+            raise RuntimeError(f"create session: {status} {body}")
         sid = body["session_id"]
         owner = [f"ws://127.0.0.1:{p}/agent/ws/{sid}?token={body['owner_token']}" for p in dep.ports]
         viewer = [

@@ -36,7 +36,7 @@ from .common import (
 )
 from .streaming import compare, measure_stream, merge_results, warm_up
 
-KEY = ("scenario", "impl", "mode", "viewers", "rate")
+KEY = ("scenario", "impl", "mode", "viewers", "rate", "client")
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -62,6 +62,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 rate=rate,
                                 pad=args.pad,
                                 client_procs=args.client_procs,
+                                client=args.client,
                                 timeout=args.seconds + args.timeout,
                             )
                             row.update(scenario="fanout", viewers=viewers)
@@ -110,6 +111,8 @@ def cli() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds of chunks streamed")
     parser.add_argument("--pad", type=int, default=0, help="extra bytes per chunk")
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--client", default="websockets", choices=["websockets", "raw"],
+                        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds past the stream's length to wait for the last frame")
     parser.add_argument("--no-plot", action="store_true")

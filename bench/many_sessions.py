@@ -20,7 +20,7 @@ from typing import Any
 from .common import create_rooms, deploy, emit_json, log, parse_list, print_table, run, standin_model
 from .streaming import compare, measure_stream, merge_results, warm_up
 
-KEY = ("scenario", "impl", "mode", "sessions", "viewers", "rate")
+KEY = ("scenario", "impl", "mode", "sessions", "viewers", "rate", "client")
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -43,6 +43,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                         chunks=chunks,
                         rate=args.rate,
                         client_procs=args.client_procs,
+                        client=args.client,
                         timeout=args.seconds + args.timeout,
                         settle=1.0,
                     )
@@ -79,6 +80,8 @@ def cli() -> None:
     parser.add_argument("--impl", type=lambda s: parse_list(s, str),
                         default=["ours", "peer", "baseline"])
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--client", default="websockets", choices=["websockets", "raw"],
+                        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []

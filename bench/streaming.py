@@ -55,8 +55,11 @@ async def measure_stream(
     client_procs: int = 2,
     timeout: float = 60.0,
     settle: float = 0.5,
+    client: str = "websockets",
 ) -> dict[str, Any]:
     specs = socket_specs(dep, rooms, start_content(chunks, rate, pad))
+    for spec in specs:
+        spec["client"] = client
     client_procs = max(1, min(client_procs, len(specs)))
     # the rooms' sockets are interleaved so each process holds a share of every room
     per_proc = split_round_robin(specs, client_procs)
@@ -101,6 +104,7 @@ async def measure_stream(
         "client_cpu_s": res["cpu_s"],
         "client_cpu_us_per_event": res["cpu_s"] * 1e6 / frames if frames else None,
         "client_processes": client_procs,
+        "client": client,
         # everything else the machine ran meanwhile (stand-in, Redis, PostgreSQL, other
         # users of the machine), in cores: a noise indicator
         "other_cpu_cores": max(0.0, (busy1 - busy0) - server_cpu - res["cpu_s"]) / (wall1 - wall0),

@@ -117,15 +117,32 @@ class Signals:
 
 
 async def exit_layer(layer: MemoryChannels | RedisChannels) -> None:
-    """Exit ``layer``, failing (not hanging) when it does not stop within :data:`WAIT`.
+    """Exit ``layer``; fail (never hang) when it has not stopped within :data:`WAIT`.
 
-    On timeout the pending exit is cancelled, which cancels the layer's tasks once more.
+    A layer that does not stop leaves tasks behind; they are cancelled until
+    they are gone, so that the failure stays in this test.
     """
-    try:
-        async with asyncio.timeout(WAIT):
-            await layer.__aexit__(None, None, None)
-    except TimeoutError:
-        pytest.fail(f"{type(layer).__name__} did not stop within {WAIT}s of being exited")
+    exiting = asyncio.ensure_future(layer.__aexit__(None, None, None))
+    done, _ = await asyncio.wait([exiting], timeout=WAIT)
+    if done:
+        return exiting.result()
+    stuck = _tasks_of(layer) - {exiting}
+    names = sorted(task.get_coro().__qualname__ for task in stuck)  # type: ignore[union-attr]
+    while left := _tasks_of(layer):
+        for task in left:
+            task.cancel()
+        await asyncio.wait(left, timeout=0.1)  # cleanup after a failure, not synchronisation
+    pytest.fail(f"{type(layer).__name__} did not stop within {WAIT}s of its exit: {names} ran on")
+
+
+def _tasks_of(layer: object) -> set[asyncio.Task[Any]]:
+    """The running tasks executing a method of ``layer`` (its coroutine's ``self``)."""
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if not task.done()
+        and getattr(getattr(task.get_coro(), "cr_frame", None), "f_locals", {}).get("self") is layer
+    }
 
 
 @asynccontextmanager

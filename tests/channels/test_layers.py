@@ -426,6 +426,20 @@ async def test_run_lease_of_a_vanished_process_expires(
     await second.release_run(session_id)
 
 
+async def test_exit_stops_every_lease_renewal(redis_layers: RedisLayers, seqs: SeqBook) -> None:
+    """A layer exited while it renews run leases stops all its tasks and returns, every time."""
+    # One exit rarely lands in a Redis command of a renewal; forty exits with
+    # twenty renewals each give any such hazard many chances to show.
+    for _ in range(40):
+        async with running(redis_layers.build(lease_seconds=0.3)) as layer:
+            for _ in range(20):
+                assert await layer.acquire_run(seqs.session())
+            # Hold the leases through a renewal; the timer only sets how long.
+            renewed = asyncio.Event()
+            asyncio.get_running_loop().call_later(0.15, renewed.set)
+            await renewed.wait()
+
+
 async def test_signal_reaches_a_watcher_on_another_process(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:

@@ -332,7 +332,8 @@ class SessionService:
             turn = await self.store.current_turn(session_id)
             run = drain.run = _Run(self, session_id, turn, session.status)
             try:
-                await self._run(drain, run, self.agent.resume_turn(run, run.state, approval))
+                async with self._run_slots:
+                    await self._run(drain, run, self.agent.resume_turn(run, run.state, approval))
             finally:
                 drain.run = None
             return

@@ -40,6 +40,15 @@ def _script(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
 
 
+def _reraise_cancel(exc: BaseException | None = None) -> None:
+    """redis-py may swallow a cancellation in mid-command (it disconnects and retries)
+    or turn it into a connection error; a loop that goes on after those must not
+    outlive its own cancellation."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
 class _Deaf(Exception):
     """The subscriber stopped receiving our own probes."""
 
@@ -153,6 +162,7 @@ class RedisChannels:
                     )
                 await self._listen(pubsub)
             except (RedisError, OSError, _Deaf) as exc:
+                _reraise_cancel(exc)
                 self.problem = f"redis subscriber: {exc!r}"
                 log.warning("redis subscriber lost (%r); reconnecting in %.1fs", exc, backoff)
             finally:
@@ -206,8 +216,13 @@ class RedisChannels:
         while True:
             try:
                 await self._redis.publish(channel, repr(time.monotonic()))
+                # Presence counts only processes that are alive (a killed one's expire).
+                alive_for = max(1, int(self._probe_every * 5))
+                await self._redis.set(self._key("alive", self._id), 1, ex=alive_for)
             except (RedisError, OSError) as exc:
+                _reraise_cancel(exc)
                 self.problem = f"redis: {exc!r}"
+            _reraise_cancel()
             await asyncio.sleep(self._probe_every)
 
     def _dispatch(self, sid: str, local: _Local, text: str) -> None:
@@ -326,6 +341,7 @@ class RedisChannels:
                 _COUNTER_TTL,
             ]
             seq = int(await self._emit(keys=keys, args=args))
+            _reraise_cancel()  # an interrupt during the call must still interrupt
             if seq > 0:
                 return Event(seq, frame["type"], f'{body.decode()},"seq":{seq}}}')
             if seq == -2 and init != "":
@@ -362,7 +378,7 @@ class RedisChannels:
             viewers = int(
                 await self._presence(
                     keys=[self._key("presence", session_id), self._key("ch", session_id)],
-                    args=[self._id, 1, self._history_ttl],
+                    args=[self._id, 1, self._history_ttl, self._p + "alive:"],
                 )
             )
             last, replay = await self._since(session_id, after)
@@ -387,7 +403,7 @@ class RedisChannels:
         try:
             await self._presence(
                 keys=[self._key("presence", session_id), self._key("ch", session_id)],
-                args=[self._id, -1, self._history_ttl],
+                args=[self._id, -1, self._history_ttl, self._p + "alive:"],
             )
         finally:
             await self._detach(session_id, local)
@@ -410,8 +426,10 @@ class RedisChannels:
         try:
             async with asyncio.timeout(_LOCK_MS / 1000):
                 while not await self._redis.set(key, token, nx=True, px=_LOCK_MS):
+                    _reraise_cancel()
                     await asyncio.sleep(delay)  # a holder keeps it for milliseconds
                     delay = min(delay * 2, 0.05)
+                _reraise_cancel()
         except (RedisError, OSError) as exc:
             raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
         try:
@@ -435,7 +453,9 @@ class RedisChannels:
             await asyncio.sleep(self._lease_ms / 3000)
             try:
                 kept = await self._renew(keys=[key], args=[token, self._lease_ms])
+                _reraise_cancel()
             except (RedisError, OSError) as exc:
+                _reraise_cancel(exc)
                 log.warning("could not renew the run lease of %s: %r", session_id, exc)
                 continue
             if not kept:

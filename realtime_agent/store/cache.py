@@ -10,6 +10,7 @@ transcript is always read from the store.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields
 from datetime import datetime
 from importlib import resources
@@ -23,6 +24,7 @@ from ..errors import translate
 from ..models import AutonomyLevel, Message, Session, SessionStatus
 from .base import Store
 
+log = logging.getLogger(__name__)
 _TOMBSTONE = b"!"
 
 
@@ -66,14 +68,23 @@ class CachedStore:
             await self._write(session)
 
     async def get_session(self, session_id: str) -> Session | None:
-        raw: bytes | None = await self._redis.get(self._key(session_id))  # type: ignore[assignment]
+        """Redis first; a miss is read from the store and restored to the cache. With
+        Redis down, reads still answer from the store."""
+        try:
+            raw: bytes | None = await self._redis.get(self._key(session_id))  # type: ignore[assignment]
+        except (RedisError, OSError) as exc:
+            log.warning("session cache unavailable, reading %s from the store: %r", session_id, exc)
+            return await self.store.get_session(session_id)
         if raw == _TOMBSTONE:
             return None
         if raw is not None:
             return _decode(raw)
         session = await self.store.get_session(session_id)
         if session is not None:
-            await self._write(session)
+            try:
+                await self._write(session)
+            except (RedisError, OSError) as exc:  # the read itself succeeded
+                log.warning("could not restore %s to the cache: %r", session_id, exc)
         return session
 
     async def create_session(self, session: Session) -> None:

@@ -287,3 +287,38 @@ async def test_readyz_reports_redis_down(cluster: Cluster, standin: AnthropicSta
     await poll(lambda: status_is(200))
     ready = await a.http.get("/readyz")
     assert ready.json()["channels"] == "ok"
+
+
+async def test_approval_answered_on_another_process(
+    cluster: Cluster, standin: AnthropicStandIn
+) -> None:
+    """The run waits on A; the owner approves from a socket on B; the run goes on on A."""
+    standin.push(ToolCalls([("toolu_n", "session_note", {"note": "x"})]), Text(["noted"]))
+    a, b = cluster.api(0), cluster.api(1)
+    created = await a.create()
+    owner_a = await a.join(created)
+    await owner_a.message("remember x", "c-1")
+    required = await owner_a.until_type("approval_required")
+    owner_b = await b.join(created)
+    assert owner_b.frames[0]["pending_approval"]["approval_id"] == required["approval_id"]
+    await owner_b.send({"type": "approve", "approval_id": required["approval_id"]})
+    assert (await owner_a.until_idle())["status"] == "completed"
+    assert next(e for e in owner_a.events() if e["type"] == "approval_resolved")["approved"]
+
+
+async def test_rest_reads_answer_from_postgres_while_redis_is_down(
+    cluster: Cluster, standin: AnthropicStandIn
+) -> None:
+    """GET /agent/session keeps answering (from PostgreSQL) while Redis is down."""
+    a = cluster.api(0)
+    created = await a.create()
+    owner = await a.join(created)
+    await owner.message("kept", "c-1")
+    await owner.until_idle()
+    await cluster.redis.stop()
+    read = await a.http.get(
+        f"/agent/session/{created['session_id']}",
+        headers={"Authorization": f"Bearer {created['owner_token']}"},
+    )
+    assert read.status_code == 200
+    assert read.json()["messages"][0]["content"] == "kept"

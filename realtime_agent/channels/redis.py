@@ -40,12 +40,21 @@ def _script(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
 
 
-def _reraise_cancel(exc: BaseException | None = None) -> None:
-    """redis-py may swallow a cancellation in mid-command (it disconnects and retries)
-    or turn it into a connection error; a loop that goes on after those must not
-    outlive its own cancellation."""
+def _cancels() -> int:
     task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    return task.cancelling() if task is not None else 0
+
+
+def _reraise_cancel(exc: BaseException | None = None, *, before: int = 0) -> None:
+    """Raise the cancellation a Redis call swallowed.
+
+    redis-py (through ``asyncio.wait_for`` on Python 3.11, CPython gh-86296) may
+    swallow a cancel that arrives as a command completes, or turn it into a
+    connection error. ``before`` is the task's cancel count before the call: only a
+    request made during the call is raised, so cleanup that runs while a task is
+    being cancelled (and may take the lock) still works.
+    """
+    if _cancels() > before:
         raise asyncio.CancelledError from exc
 
 
@@ -340,8 +349,9 @@ class RedisChannels:
                 self._history_ttl,
                 _COUNTER_TTL,
             ]
+            before = _cancels()
             seq = int(await self._emit(keys=keys, args=args))
-            _reraise_cancel()  # an interrupt during the call must still interrupt
+            _reraise_cancel(before=before)  # an interrupt during the call must interrupt
             if seq > 0:
                 return Event(seq, frame["type"], f'{body.decode()},"seq":{seq}}}')
             if seq == -2 and init != "":
@@ -423,16 +433,17 @@ class RedisChannels:
     async def lock(self, session_id: str) -> AsyncIterator[None]:
         key, token = self._key("lock", session_id), secrets.token_hex(8)
         delay = 0.001
+        before = _cancels()
         try:
             async with asyncio.timeout(_LOCK_MS / 1000):
                 while not await self._redis.set(key, token, nx=True, px=_LOCK_MS):
-                    _reraise_cancel()
+                    _reraise_cancel(before=before)
                     await asyncio.sleep(delay)  # a holder keeps it for milliseconds
                     delay = min(delay * 2, 0.05)
-                _reraise_cancel()
         except (RedisError, OSError) as exc:
             raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
         try:
+            _reraise_cancel(before=before)  # taken while cancelled: give it back at once
             yield
         finally:
             try:

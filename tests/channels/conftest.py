@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
@@ -33,7 +34,6 @@ class SeqBook:
 
     def __init__(self) -> None:
         self.reserved: dict[str, int] = {}
-        self.calls: list[tuple[str, int]] = []
 
     def session(self) -> str:
         """A new session id known to the book (nothing reserved yet)."""
@@ -44,7 +44,6 @@ class SeqBook:
     async def reserve(self, session_id: str, count: int) -> int:
         before = self.reserved[session_id]
         self.reserved[session_id] = before + count
-        self.calls.append((session_id, count))
         return before
 
 
@@ -126,13 +125,18 @@ async def exit_layer(layer: MemoryChannels | RedisChannels) -> None:
     done, _ = await asyncio.wait([exiting], timeout=WAIT)
     if done:
         return exiting.result()
-    stuck = _tasks_of(layer) - {exiting}
-    names = sorted(task.get_coro().__qualname__ for task in stuck)  # type: ignore[union-attr]
+    stuck = Counter(
+        task.get_coro().__qualname__  # type: ignore[union-attr]
+        for task in _tasks_of(layer) - {exiting}
+    )
+    names = ", ".join(f"{name} x{count}" for name, count in sorted(stuck.items()))
     while left := _tasks_of(layer):
         for task in left:
             task.cancel()
         await asyncio.wait(left, timeout=0.1)  # cleanup after a failure, not synchronisation
-    pytest.fail(f"{type(layer).__name__} did not stop within {WAIT}s of its exit: {names} ran on")
+    pytest.fail(
+        f"{type(layer).__name__} did not stop within {WAIT}s of its exit; still running: {names}"
+    )
 
 
 def _tasks_of(layer: object) -> set[asyncio.Task[Any]]:
@@ -163,8 +167,6 @@ class Layers:
     exited at teardown; :meth:`build` returns one the test enters and exits.
     """
 
-    backend = "memory"
-
     def __init__(self, seqs: SeqBook, stack: AsyncExitStack) -> None:
         self.seqs = seqs
         self._stack = stack
@@ -183,8 +185,6 @@ class Layers:
 
 class RedisLayers(Layers):
     """:class:`Layers` of the Redis backend, with a raw client to reach behind them."""
-
-    backend = "redis"
 
     def __init__(self, seqs: SeqBook, stack: AsyncExitStack, raw: Redis) -> None:
         super().__init__(seqs, stack)

@@ -89,6 +89,21 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
+async def wait_quiet(threshold: float, max_wait: float, step: float = 0.5) -> tuple[float, float]:
+    """Wait (at most ``max_wait`` s) until the machine is busy less than ``threshold`` cores
+    over ``step`` s: other users of a shared machine disturb latencies. Returns the last
+    load seen and the seconds waited."""
+    t0 = time.perf_counter()
+    load = float("nan")
+    while True:
+        b0, w0 = machine_busy_seconds(), time.perf_counter()
+        await asyncio.sleep(step)
+        load = (machine_busy_seconds() - b0) / (time.perf_counter() - w0)
+        waited = time.perf_counter() - t0
+        if load < threshold or waited >= max_wait:
+            return load, waited
+
+
 def self_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -132,6 +147,7 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "commit": commit + ("+dirty" if dirty else ""),
+        "server_code": str(REPO_DIR / "realtime_agent"),
     }
 
 
@@ -368,8 +384,23 @@ def clean_env(**extra: str) -> dict[str, str]:
     drop = {"DATABASE_URL", "REDIS_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("RA_")}
     env["PYTHONUNBUFFERED"] = "1"
+    # Benchmark this checkout's code, whatever checkout the editable install points at.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_DIR), os.environ.get("PYTHONPATH", "")) if p
+    )
     env.update(extra)
     return env
+
+
+def check_server_code(env: Mapping[str, str]) -> str:
+    """The realtime_agent package the server will import with ``env``: must be this checkout's."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import realtime_agent; print(realtime_agent.__file__)"],
+        env=dict(env), capture_output=True, text=True, check=True, cwd="/",
+    ).stdout.strip()
+    if not out.startswith(str(REPO_DIR)):
+        raise RuntimeError(f"the server would run {out}, not {REPO_DIR}")
+    return out
 
 
 @contextlib.asynccontextmanager
@@ -493,6 +524,7 @@ async def deploy(
             else:
                 env["DATABASE_URL"] = f"sqlite:///{tmp / 'ra.db'}"
             env.update(extra_env or {})
+            check_server_code(env)
             for i in range(n):
                 port = free_port()
                 argv = [ra_command(), "serve", "--port", str(port), "--log-level", "warning"]

@@ -44,6 +44,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                         rate=args.rate,
                         client_procs=args.client_procs,
                         client=args.client,
+                        quiet=tuple(args.quiet),
                         timeout=args.seconds + args.timeout,
                         settle=1.0,
                     )
@@ -80,9 +81,15 @@ def cli() -> None:
     parser.add_argument("--impl", type=lambda s: parse_list(s, str),
                         default=["ours", "peer", "baseline"])
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--quiet", type=float, nargs=2, default=[0.4, 10.0],
+                        metavar=("CORES", "SECONDS"),
+                        help="before each run wait until the machine is busy less than CORES "
+                        "(at most SECONDS): other users of a shared machine disturb latencies")
     parser.add_argument("--client", default="websockets", choices=["websockets", "raw"],
                         help="websocket client of the viewers (raw: bench/rawws.py, cheaper)")
-    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--timeout", type=float, default=20.0,
+                        help="seconds past the stream's length to wait for the last frame "
+                        "(a server that falls behind reports the chunks still missing)")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
 

@@ -28,7 +28,9 @@ TARGETS = {  # (metric, rate) -> [(value, label)]
 }
 
 
-def plot_fanout(src: Path | None = None, dst: Path | None = None) -> Path:
+def plot_fanout(
+    src: Path | None = None, dst: Path | None = None, client: str = "websockets"
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +39,9 @@ def plot_fanout(src: Path | None = None, dst: Path | None = None) -> Path:
     src = src or RESULTS_DIR / "fanout.json"
     dst = dst or RESULTS_DIR / "fanout.png"
     doc = json.loads(src.read_text())
-    rows: list[dict[str, Any]] = doc["rows"]
+    rows: list[dict[str, Any]] = [
+        r for r in doc["rows"] if r.get("client", "websockets") == client
+    ]
     rates = sorted({float(r["rate"]) for r in rows})
     metrics = [("p99_ms", "p99 latency, model chunk → viewer (ms)"),
                ("cpu_us_per_event", "server CPU per delivered event (µs)")]

@@ -19,6 +19,7 @@ from .common import (
     Room,
     cpu_of,
     machine_busy_seconds,
+    wait_quiet,
     log,
     machine,
     percentiles,
@@ -56,6 +57,7 @@ async def measure_stream(
     timeout: float = 60.0,
     settle: float = 0.5,
     client: str = "websockets",
+    quiet: tuple[float, float] = (0.4, 10.0),
 ) -> dict[str, Any]:
     specs = socket_specs(dep, rooms, start_content(chunks, rate, pad))
     for spec in specs:
@@ -69,6 +71,7 @@ async def measure_stream(
         if conn["failed"]:
             log(f"{conn['failed']} sockets failed to connect: {conn['failures']}")
         await asyncio.sleep(settle)  # presence frames of the joins, connection set-up
+        load_before, waited = await wait_quiet(*quiet)
         cpu0, busy0, wall0 = cpu_of(dep.pids), machine_busy_seconds(), time.perf_counter()
         res = await clients.go({"deadline": timeout})
         cpu1, busy1, wall1 = cpu_of(dep.pids), machine_busy_seconds(), time.perf_counter()
@@ -107,6 +110,8 @@ async def measure_stream(
         "client": client,
         # everything else the machine ran meanwhile (stand-in, Redis, PostgreSQL, other
         # users of the machine), in cores: a noise indicator
+        "load_before_cores": load_before,
+        "quiet_wait_s": waited,
         "other_cpu_cores": max(0.0, (busy1 - busy0) - server_cpu - res["cpu_s"]) / (wall1 - wall0),
         "dropped": res["dropped"],
         "close_codes": res["close_codes"],
@@ -159,4 +164,4 @@ async def warm_up(dep: Deployment, turns: int = 2) -> None:
     for _ in range(turns):
         (room,) = await create_rooms(dep, 1)
         await measure_stream(dep, [(room, 2)], chunks=100, rate=0, client_procs=1, timeout=30,
-                             settle=0.1)
+                             settle=0.1, quiet=(float("inf"), 0.0))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from websockets.exceptions import ConnectionClosed
 
 from .common import (
     create_rooms,
@@ -43,51 +44,25 @@ KEY = ("scenario", "impl", "mode")
 
 
 async def measure_turns(dep: Any, turns: int, gap: float, per_session: int = 10) -> dict[str, Any]:
-    from websockets.asyncio.client import connect
-
-    echo, first, whole = [], [], []
-    queued = 0
+    echo: list[float] = []
+    first: list[float] = []
+    whole: list[float] = []
+    QUEUED[0] = 0
     content = start_content(1, 0)
     warm = 5
     rooms = await create_rooms(dep, (turns + warm + per_session - 1) // per_session + 1)
     done = 0
+    closed: dict[str, int] = {}
     for room in rooms:
         if done >= turns + warm:
             break
-        async with connect(room.owner_urls[0], compression=None, max_size=None) as ws:
-            hello = orjson.loads(await ws.recv())
-            assert hello["type"] == "hello", hello
-            await ws.recv()  # snapshot
-            for _ in range(per_session):
-                if done >= turns + warm:
-                    break
-                client_id = "t-" + secrets.token_hex(6)
-                frame = orjson.dumps({"type": "message", "content": content,
-                                      "client_id": client_id}).decode()
-                t0 = time.perf_counter_ns()
-                await ws.send(frame)
-                t_echo = t_first = 0
-                while True:
-                    data = orjson.loads(await ws.recv())
-                    now = time.perf_counter_ns()
-                    kind = data.get("type")
-                    if kind == "message" and data["message"].get("client_id") == client_id:
-                        t_echo = now
-                    elif kind == "delta" and not t_first:
-                        t_first = now
-                    elif kind == "queued":
-                        queued += 1
-                    elif kind == "status" and data["status"] in FINAL and t_echo:
-                        break
-                    elif kind == "error" and "seq" not in data:
-                        raise RuntimeError(f"connection error: {data}")
-                if done >= warm:
-                    echo.append((t_echo - t0) / 1e6)
-                    first.append((t_first - t0) / 1e6)
-                    whole.append((now - t0) / 1e6)
-                done += 1
-                if gap > 0:
-                    await asyncio.sleep(gap)
+        try:
+            done = await _session_turns(room, done, turns + warm, warm, per_session, gap,
+                                        content, echo, first, whole)
+        except ConnectionClosed as exc:  # the server closed the socket: count it, go on
+            code = str(exc.rcvd.code if exc.rcvd else "none")
+            closed[code] = closed.get(code, 0) + 1
+            done += 1
     e50, e99 = percentiles(echo)
     f50, f99 = percentiles(first)
     w50, w99 = percentiles(whole)
@@ -96,8 +71,54 @@ async def measure_turns(dep: Any, turns: int, gap: float, per_session: int = 10)
         "echo_p50_ms": e50, "echo_p99_ms": e99,
         "first_delta_p50_ms": f50, "first_delta_p99_ms": f99,
         "turn_p50_ms": w50, "turn_p99_ms": w99,
-        "queued_events": queued,
+        "queued_events": QUEUED[0],
+        "closed_by_server": closed,  # sockets the server closed mid-turn (close code: count)
     }
+
+
+QUEUED = [0]
+
+
+async def _session_turns(room: Any, done: int, total: int, warm: int, per_session: int,
+                         gap: float, content: str, echo: list[float], first: list[float],
+                         whole: list[float]) -> int:
+    from websockets.asyncio.client import connect
+
+    async with connect(room.owner_urls[0], compression=None, max_size=None) as ws:
+        hello = orjson.loads(await ws.recv())
+        assert hello["type"] == "hello", hello
+        await ws.recv()  # snapshot
+        for _ in range(per_session):
+            if done >= total:
+                break
+            client_id = "t-" + secrets.token_hex(6)
+            frame = orjson.dumps({"type": "message", "content": content,
+                                  "client_id": client_id}).decode()
+            t0 = time.perf_counter_ns()
+            await ws.send(frame)
+            t_echo = t_first = 0
+            while True:
+                data = orjson.loads(await ws.recv())
+                now = time.perf_counter_ns()
+                kind = data.get("type")
+                if kind == "message" and data["message"].get("client_id") == client_id:
+                    t_echo = now
+                elif kind == "delta" and not t_first:
+                    t_first = now
+                elif kind == "queued":
+                    QUEUED[0] += 1
+                elif kind == "status" and data["status"] in FINAL and t_echo:
+                    break
+                elif kind == "error" and "seq" not in data:
+                    raise RuntimeError(f"connection error: {data}")
+            if done >= warm:
+                echo.append((t_echo - t0) / 1e6)
+                first.append((t_first - t0) / 1e6)
+                whole.append((now - t0) / 1e6)
+            done += 1
+            if gap > 0:
+                await asyncio.sleep(gap)
+    return done
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         10.0, ge=0, description="on SIGTERM, how long runs may go on before they are interrupted"
     )
     ws_ping_interval: float = Field(20.0, gt=0, description="websocket keep-alive ping interval")
+    delta_coalesce_ms: float = Field(
+        5.0, ge=0, description="model chunks closer than this merge into one delta; 0: never"
+    )
     demo_chunk_delay: float = Field(
         0.02, ge=0, description="seconds between the demo model's chunks"
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .approvals import REFUSED, Decision, Plan, declined, plan_calls
+from .coalesce import Coalescer
 from .conversation import INTERRUPTED_RESULT, bound_text, build_conversation, split_text
 from .llm.base import LLM, LLMError, TextDelta, ToolUse
 from .models import AutonomyLevel, Message, SessionStatus, ToolCall, new_message_id
@@ -90,6 +91,7 @@ class AgentConfig:
     llm_timeout: float
     tool_timeout: float
     max_event_bytes: int
+    coalesce_seconds: float = 0.005
 
 
 class Agent:
@@ -185,21 +187,24 @@ class Agent:
         state.message_id = new_message_id()
         calls: list[ToolCall] = []
         messages = build_conversation(await io.conversation())
-        async with asyncio.timeout(self.config.llm_timeout):
-            async with self.llm.stream(
+
+        async def send(text: str) -> None:
+            state.text.append(text)  # said once sent: an interrupt keeps exactly this
+            for piece in split_text(text, self.config.max_event_bytes - 512):
+                await io.emit({"type": "delta", "message_id": state.message_id, "text": piece})
+
+        async with (
+            asyncio.timeout(self.config.llm_timeout),
+            Coalescer(send, self.config.coalesce_seconds) as deltas,
+            self.llm.stream(
                 system=self.config.system, messages=messages, tools=self.tools.specs()
-            ) as events:
-                async for event in events:
-                    if isinstance(event, TextDelta) and event.text:
-                        state.text.append(event.text)
-                        for piece in split_text(event.text, self.config.max_event_bytes - 512):
-                            await io.emit(
-                                {"type": "delta", "message_id": state.message_id, "text": piece}
-                            )
-                    elif isinstance(event, ToolUse):
-                        calls.append(
-                            {"call_id": event.id, "name": event.name, "input": event.input}
-                        )
+            ) as events,
+        ):
+            async for event in events:
+                if isinstance(event, TextDelta) and event.text:
+                    await deltas.add(event.text)
+                elif isinstance(event, ToolUse):
+                    calls.append({"call_id": event.id, "name": event.name, "input": event.input})
         text = state.take_text()
         if text or calls:
             state.unanswered = list(calls)

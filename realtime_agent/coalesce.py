@@ -1,0 +1,91 @@
+"""Adaptive coalescing of streamed text into ``delta`` events.
+
+A chunk that comes after a quiet spell of at least ``window`` seconds goes out
+at once: light load is never delayed. Chunks that come faster are merged and
+sent together ``window`` after the previous send: heavy load becomes fewer,
+larger deltas (the per-socket cost of an event, not of a byte, is what limits
+fan-out). The protocol is unchanged: the deltas of a message, joined, still
+equal its final content, because only text that was sent counts as said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+
+class Coalescer:
+    """Merges text chunks into sends at most one per ``window`` (seconds).
+
+    ``send`` is called with merged text, one call at a time, in order. Use as an
+    async context manager; leaving it sends what is pending, except when the
+    task is cancelled (an interrupt), which drops it.
+    """
+
+    def __init__(
+        self, send: Callable[[str], Awaitable[None]], window: float, max_batch: int = 16_384
+    ) -> None:
+        self._send = send
+        self._window = window
+        self._max_batch = max_batch  # merging more saves little and makes bursts
+        self._size = 0
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[str] = []
+        self._last = -window  # the time of the last send: the first chunk goes at once
+        self._lock = asyncio.Lock()  # one send at a time, in order
+        self._timer: asyncio.Task[None] | None = None
+        self._sleeping = False
+
+    async def __aenter__(self) -> Coalescer:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        await self._stop_timer()
+        # A failed model call still shows what it said; an interrupt stops at once.
+        if exc_type is None or not issubclass(exc_type, asyncio.CancelledError):
+            await self._flush()
+
+    async def _stop_timer(self) -> None:
+        """Cancel a timer that still sleeps; let one that is sending finish."""
+        timer, self._timer = self._timer, None
+        if timer is None:
+            return
+        if self._sleeping:
+            timer.cancel()
+        await asyncio.gather(timer, return_exceptions=True)
+
+    async def add(self, text: str) -> None:
+        """Take one chunk: send it now, or merge it into the next send."""
+        now = self._loop.time()
+        quiet = not self._pending and self._timer is None and now - self._last >= self._window
+        self._pending.append(text)
+        self._size += len(text)
+        if quiet or self._size >= self._max_batch:
+            await self._flush()
+            return
+        if self._timer is None:
+            self._sleeping = True  # also before the task first runs: cancelling it is safe
+            self._timer = asyncio.create_task(self._later(self._last + self._window - now))
+
+    async def _later(self, delay: float) -> None:
+        while True:
+            try:
+                await asyncio.sleep(max(0.0, delay))
+            finally:
+                self._sleeping = False
+            await self._flush()
+            if not self._pending:  # chunks that came during the send wait for the next one
+                self._timer = None
+                return
+            delay = self._last + self._window - self._loop.time()
+            self._sleeping = True
+
+    async def _flush(self) -> None:
+        async with self._lock:
+            if not self._pending:
+                return
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._size = 0
+            self._last = self._loop.time()
+            await self._send(text)

@@ -1,0 +1,96 @@
+"""Adaptive delta coalescing: a lone chunk goes at once, a burst merges, order is kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from realtime_agent.coalesce import Coalescer
+
+
+async def test_a_lone_chunk_goes_out_at_once() -> None:
+    """After a quiet spell the first chunk is sent before add() returns."""
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async with Coalescer(send, window=60) as deltas:
+        await deltas.add("hello")
+        assert sent == ["hello"]
+
+
+async def test_a_burst_merges_into_one_send_and_ends_flushed() -> None:
+    """Chunks within the window merge; leaving the block sends the rest, in order."""
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async with Coalescer(send, window=60) as deltas:
+        for chunk in ("a", "b", "c", "d"):
+            await deltas.add(chunk)
+    assert sent == ["a", "bcd"]
+    assert "".join(sent) == "abcd"
+
+
+async def test_window_zero_never_merges() -> None:
+    """With no window every chunk is its own send."""
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async with Coalescer(send, window=0) as deltas:
+        for chunk in ("a", "b", "c"):
+            await deltas.add(chunk)
+    assert sent == ["a", "b", "c"]
+
+
+async def test_the_timer_sends_a_burst_without_more_chunks() -> None:
+    """Merged chunks go out when the window ends even if nothing else arrives."""
+    sent: list[str] = []
+    second = asyncio.Event()
+
+    async def send(text: str) -> None:
+        sent.append(text)
+        if len(sent) == 2:
+            second.set()
+
+    async with Coalescer(send, window=0.01) as deltas:
+        await deltas.add("x")
+        await deltas.add("y")
+        await deltas.add("z")
+        await second.wait()
+        assert sent == ["x", "yz"]
+
+
+async def test_an_interrupt_drops_what_was_not_sent() -> None:
+    """Leaving by an exception sends nothing more: only sent text counts as said."""
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    with pytest.raises(asyncio.CancelledError):
+        async with Coalescer(send, window=60) as deltas:
+            await deltas.add("kept")
+            await deltas.add("dropped")
+            raise asyncio.CancelledError
+    assert sent == ["kept"]
+
+
+async def test_a_failure_still_sends_what_was_merged() -> None:
+    """Leaving by an error (a failed model call) sends the pending text first."""
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    with pytest.raises(RuntimeError):
+        async with Coalescer(send, window=60) as deltas:
+            await deltas.add("one ")
+            await deltas.add("two")
+            raise RuntimeError("the stream dropped")
+    assert sent == ["one ", "two"]

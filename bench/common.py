@@ -148,7 +148,24 @@ def machine() -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "commit": commit + ("+dirty" if dirty else ""),
         "server_code": str(REPO_DIR / "realtime_agent"),
+        "code_hash": code_hash(),
     }
+
+
+def code_hash() -> str:
+    """A fingerprint of the server's code in this checkout (it may change between runs)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    root = REPO_DIR / "realtime_agent"
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".lua", ".sql") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+START_CODE_HASH = code_hash()
 
 
 def versions() -> dict[str, str]:

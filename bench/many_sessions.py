@@ -56,7 +56,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def report(rows: list[dict[str, Any]]) -> None:
-    metrics = ["p50_ms", "p99_ms", "max_ms", "events_per_s", "cpu_us_per_event", "dropped",
+    metrics = ["p50_ms", "p99_ms", "max_ms", "events_per_s", "cpu_us_per_chunk", "dropped",
                "client_cpu_us_per_event", "missing_chunks"]
     table = compare(rows, ("mode", "sessions", "viewers", "rate"), metrics)
     print_table(
@@ -65,8 +65,8 @@ def report(rows: list[dict[str, Any]]) -> None:
          ("p50_ms:ours", "p50 ms"), ("p99_ms:ours", "p99 ms"), ("max_ms:ours", "max ms"),
          ("p99_ms:peer", "peer p99"), ("p99_ms:baseline", "base p99"),
          ("events_per_s:ours", "events/s"), ("events_per_s:peer", "peer ev/s"),
-         ("cpu_us_per_event:ours", "CPU us/ev"), ("cpu_us_per_event:peer", "peer"),
-         ("cpu_us_per_event:baseline", "base"), ("cpu_us_per_event:peer/ours", "peer/ours"),
+         ("cpu_us_per_chunk:ours", "CPU us/chunk"), ("cpu_us_per_chunk:peer", "peer"),
+         ("cpu_us_per_chunk:baseline", "base"), ("cpu_us_per_chunk:peer/ours", "peer/ours"),
          ("dropped:ours", "dropped"), ("missing_chunks:ours", "missing")],
     )
 

@@ -24,7 +24,7 @@ STYLE = {
 TARGETS = {  # (metric, rate) -> [(value, label)]
     ("p99_ms", 100.0): [(5, "target 1 proc: 5 ms"), (10, "target 2 procs: 10 ms")],
     ("p99_ms", 1000.0): [(50, "target: 50 ms")],
-    ("cpu_us_per_event", 1000.0): [(3, "target: 3 µs")],
+    ("cpu_us_per_chunk", 1000.0): [(3, "target: 3 µs")],
 }
 
 
@@ -44,7 +44,7 @@ def plot_fanout(
     ]
     rates = sorted({float(r["rate"]) for r in rows})
     metrics = [("p99_ms", "p99 latency, model chunk → viewer (ms)"),
-               ("cpu_us_per_event", "server CPU per delivered event (µs)")]
+               ("cpu_us_per_chunk", "server CPU per chunk delivered to a socket (µs)")]
     fig, axes = plt.subplots(
         len(metrics), len(rates), figsize=(6.2 * len(rates), 8.5), squeeze=False
     )

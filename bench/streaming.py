@@ -106,6 +106,11 @@ async def measure_stream(
         "cpu_us_per_event": server_cpu * 1e6 / frames if frames else None,
         "client_cpu_s": res["cpu_s"],
         "client_cpu_us_per_event": res["cpu_s"] * 1e6 / frames if frames else None,
+        # per chunk delivered to a socket: the same as per event when every chunk is its
+        # own delta (the peer, the baseline); lower than per event when the server merges
+        "chunks_per_delta": len(lat) / res["deltas"] if res["deltas"] else None,
+        "cpu_us_per_chunk": server_cpu * 1e6 / len(lat) if len(lat) else None,
+        "client_cpu_us_per_chunk": res["cpu_s"] * 1e6 / len(lat) if len(lat) else None,
         "client_processes": client_procs,
         "client": client,
         # everything else the machine ran meanwhile (stand-in, Redis, PostgreSQL, other
@@ -131,6 +136,15 @@ def merge_results(name: str, rows: list[dict[str, Any]], key: tuple[str, ...],
             old = json.loads(path.read_text()).get("rows", [])
         except (OSError, ValueError):
             old = []
+    from .common import START_CODE_HASH, code_hash, log
+
+    now_hash = code_hash()
+    for r in rows:
+        r.setdefault("code_hash", START_CODE_HASH)
+        if now_hash != START_CODE_HASH:
+            r["code_changed_during_run"] = True
+    if now_hash != START_CODE_HASH:
+        log(f"warning: realtime_agent/ changed during this run ({START_CODE_HASH} -> {now_hash})")
     new_keys = {tuple(r.get(k) for k in key) for r in rows}
     kept = [r for r in old if tuple(r.get(k) for k in key) not in new_keys]
     doc = {"scenario": name, "machine": machine(), "versions": versions(), **meta,
@@ -147,6 +161,7 @@ def compare(rows: list[dict[str, Any]], key: tuple[str, ...], metrics: list[str]
         row = out.setdefault(k, dict(zip(key, k, strict=True)))
         for m in metrics:
             row[f"{m}:{r['impl']}"] = r.get(m)
+        row.setdefault("code_hash", r.get("code_hash"))
     for row in out.values():
         for m in metrics:
             ours = row.get(f"{m}:ours")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,27 @@ async def test_runs_beyond_the_process_cap_wait_their_turn(
         assert (await owner_a.until_idle())["status"] == "completed"
         assert (await owner_b.until_idle())["status"] == "completed"
         assert len(standin.requests) == 2
+
+
+async def test_keepalive_drops_a_dead_peer_but_not_a_live_one(tmp_path: Path) -> None:
+    """A peer that never answers pings is dropped; a normal client on the same server stays."""
+    settings = settings_for(tmp_path, ws_ping_interval=0.3)
+    async with RunningServer(settings) as server, Api(server.base_url) as api:
+        created = await api.create()
+        alive = await api.join(created)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            f"GET /agent/ws/{created['session_id']}?token={created['viewer_token']} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        status = await reader.readline()
+        assert b" 101 " in status
+        # This peer reads but never answers a ping: the server must hang up on it.
+        async with asyncio.timeout(10):
+            while await reader.read(65536):
+                pass
+        writer.close()
+        await alive.send({"type": "ping", "id": "still here"})
+        assert (await alive.until_type("pong"))["id"] == "still here"
+        assert alive.conn.close_code is None

@@ -179,11 +179,12 @@ async def test_keepalive_drops_a_dead_peer_but_not_a_live_one(tmp_path: Path) ->
         created = await api.create()
         alive = await api.join(created)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(
+        request = (
             f"GET /agent/ws/{created['session_id']}?token={created['viewer_token']} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
+        writer.write(request.encode())
         status = await reader.readline()
         assert b" 101 " in status
         # This peer reads but never answers a ping: the server must hang up on it.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .approvals import Decision
@@ -27,8 +27,9 @@ from .models import (
     new_session_id,
 )
 from .protocol import CloseCode, ErrorCode, FrameError, OnBusy, RunErrorCode
-from .runtime import Agent, TurnState, answer_unanswered, finish_interrupted
+from .runtime import Agent, answer_unanswered, finish_interrupted
 from .store.base import Store
+from .turn import Turn, announce_status
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class _Drain:
     """The task running a session's queued messages one turn at a time."""
 
     task: asyncio.Task[None] | None = None
-    run: _Run | None = None
+    run: Turn | None = None
     more: bool = False  # a message arrived while the drain looked for the next one
     last_end: int = 0  # the position of the last message the previous turn stored
     deleted: bool = False
@@ -330,7 +331,7 @@ class SessionService:
         approval = session.pending_approval
         if session.status == SessionStatus.WAITING_APPROVAL and approval is not None:
             turn = await self.store.current_turn(session_id)
-            run = drain.run = _Run(self, session_id, turn, session.status)
+            run = drain.run = Turn(self.store, self.channels, session_id, turn, session.status)
             try:
                 async with self._run_slots:
                     await self._run(drain, run, self.agent.resume_turn(run, run.state, approval))
@@ -362,7 +363,9 @@ class SessionService:
             session = await self.store.get_session(session_id)
             if session is None:
                 return
-            run = drain.run = _Run(self, session_id, message.turn, session.status)
+            run = drain.run = Turn(
+                self.store, self.channels, session_id, message.turn, session.status
+            )
             # From the queue: it arrived while the previous turn was still storing messages.
             queued = message.priority == 0 and (recovered or message.position < drain.last_end)
             recovered = False
@@ -373,7 +376,7 @@ class SessionService:
                 drain.run = None
                 drain.last_end = max(drain.last_end, run.last_position)
 
-    async def _run(self, drain: _Drain, run: _Run, turn: Coroutine[Any, Any, None]) -> None:
+    async def _run(self, drain: _Drain, run: Turn, turn: Coroutine[Any, Any, None]) -> None:
         task = run.task = asyncio.create_task(turn)
         try:
             await asyncio.wait([task])
@@ -388,7 +391,7 @@ class SessionService:
             raise
         await self._finish(run, task)
 
-    async def _finish(self, run: _Run, task: asyncio.Task[None]) -> None:
+    async def _finish(self, run: Turn, task: asyncio.Task[None]) -> None:
         """Store what a turn left when it was interrupted or crashed."""
         if run.inflight:
             await asyncio.wait(run.inflight)
@@ -408,120 +411,4 @@ class SessionService:
     async def _status(
         self, session_id: str, status: SessionStatus, previous: SessionStatus
     ) -> None:
-        await self.store.set_status(session_id, status)
-        await self._emit(
-            session_id, {"type": "status", "status": status.value, "previous": previous.value}
-        )
-
-
-@dataclass(eq=False)
-class _Run:
-    """One turn in progress; the :class:`~realtime_agent.runtime.TurnIO` of the agent."""
-
-    service: SessionService
-    session_id: str
-    turn: int
-    status: SessionStatus
-    state: TurnState = field(default_factory=TurnState)
-    task: asyncio.Task[None] | None = None
-    inflight: set[asyncio.Task[None]] = field(default_factory=set)
-    last_position: int = 0
-    _approval_id: str | None = None
-    _decision: asyncio.Future[Decision] | None = None
-
-    def _complete(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
-        """Run a durable write to its end even if the turn is interrupted meanwhile."""
-        task = asyncio.ensure_future(coro)
-        self.inflight.add(task)
-        task.add_done_callback(self.inflight.discard)
-        return asyncio.shield(task)
-
-    async def set_status(self, status: SessionStatus) -> None:
-        if status == self.status:
-            return
-        previous, self.status = self.status, status
-        await self._complete(self._locked(self.service._status(self.session_id, status, previous)))
-
-    async def emit(self, frame: dict[str, Any]) -> None:
-        await self.service.channels.emit(self.session_id, frame)
-
-    async def add_message(self, message: Message, *, result: bool = False) -> None:
-        await self._complete(self._locked(self._add(message, result)))
-
-    async def _add(self, message: Message, result: bool) -> None:
-        stored, _ = await self.service.store.append_message(message)
-        self.last_position = max(self.last_position, stored.position)
-        if result:
-            await self.service._emit(
-                self.session_id,
-                {
-                    "type": "tool_result",
-                    "call_id": stored.call_id,
-                    "output": stored.content,
-                    "is_error": bool(stored.is_error),
-                },
-            )
-        await self.service._emit(self.session_id, {"type": "message", "message": stored.to_wire()})
-
-    async def fail(self, code: RunErrorCode, text: str) -> None:
-        await self.emit({"type": "error", "code": code.value, "message": text})
-
-    async def conversation(self) -> list[Message]:
-        return await self.service.store.conversation(self.session_id)
-
-    async def context(self) -> dict[str, Any]:
-        session = await self.service.store.get_session(self.session_id)
-        return session.context if session is not None else {}
-
-    async def save_context(self, context: dict[str, Any]) -> None:
-        await self._complete(self.service.store.set_context(self.session_id, context))
-
-    async def autonomy(self) -> AutonomyLevel:
-        session = await self.service.store.get_session(self.session_id)
-        return session.autonomy_level if session is not None else AutonomyLevel.READ_ONLY
-
-    async def ask_approval(self, approval: dict[str, Any], *, announce: bool) -> Decision:
-        self._approval_id = approval["approval_id"]
-        self._decision = asyncio.get_running_loop().create_future()
-        if announce:
-            await self._complete(self._locked(self._announce(approval)))
-        decision = await self._decision
-        await self.resolve_approval(approval["approval_id"], decision)
-        return decision
-
-    async def _announce(self, approval: dict[str, Any]) -> None:
-        await self.service.store.set_pending_approval(self.session_id, approval)
-        await self.service._emit(
-            self.session_id,
-            {
-                "type": "approval_required",
-                "approval_id": approval["approval_id"],
-                "calls": approval["calls"],
-            },
-        )
-        previous, self.status = self.status, SessionStatus.WAITING_APPROVAL
-        await self.service._status(self.session_id, self.status, previous)
-
-    def decide(self, approval_id: str, decision: Decision) -> None:
-        """The owner answered (delivered by a control signal); stale answers are ignored."""
-        if approval_id == self._approval_id and self._decision and not self._decision.done():
-            self._decision.set_result(decision)
-
-    async def resolve_approval(self, approval_id: str, decision: Decision) -> None:
-        self._approval_id = self.state.approval_id = None
-        await self._complete(self._locked(self._resolve(approval_id, decision)))
-
-    async def _resolve(self, approval_id: str, decision: Decision) -> None:
-        await self.service.store.set_pending_approval(self.session_id, None)
-        frame: dict[str, Any] = {
-            "type": "approval_resolved",
-            "approval_id": approval_id,
-            "approved": decision.approved,
-        }
-        if decision.reason:
-            frame["reason"] = decision.reason
-        await self.service._emit(self.session_id, frame)
-
-    async def _locked(self, coro: Coroutine[Any, Any, None]) -> None:
-        async with self.service.channels.lock(self.session_id):
-            await coro
+        await announce_status(self.store, self.channels, session_id, status, previous)

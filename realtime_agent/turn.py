@@ -1,0 +1,153 @@
+"""One turn in progress, as the agent loop sees its session (the ``TurnIO``).
+
+Every durable change is written to the store, then announced, under the
+session's lock; those writes run to their end even when the turn is
+interrupted meanwhile (:meth:`Turn._complete`), so an interrupt never leaves
+half a message or an event without its write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from .approvals import Decision
+from .channels.base import ChannelLayer
+from .models import AutonomyLevel, Message, SessionStatus
+from .protocol import RunErrorCode
+from .runtime import TurnState
+from .store.base import Store
+
+
+async def announce_status(
+    store: Store,
+    channels: ChannelLayer,
+    session_id: str,
+    status: SessionStatus,
+    previous: SessionStatus,
+) -> None:
+    """Write a status, then emit its ``status`` event (the caller holds the session lock)."""
+    await store.set_status(session_id, status)
+    await channels.emit(
+        session_id, {"type": "status", "status": status.value, "previous": previous.value}
+    )
+
+
+@dataclass(eq=False)
+class Turn:
+    """One turn in progress; the :class:`~realtime_agent.runtime.TurnIO` of the agent."""
+
+    store: Store
+    channels: ChannelLayer
+    session_id: str
+    turn: int
+    status: SessionStatus
+    state: TurnState = field(default_factory=TurnState)
+    task: asyncio.Task[None] | None = None
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    last_position: int = 0
+    _approval_id: str | None = None
+    _decision: asyncio.Future[Decision] | None = None
+
+    def _complete(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        """Run a durable write to its end even if the turn is interrupted meanwhile."""
+        task = asyncio.ensure_future(coro)
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+        return asyncio.shield(task)
+
+    async def set_status(self, status: SessionStatus) -> None:
+        if status == self.status:
+            return
+        previous, self.status = self.status, status
+        await self._complete(
+            self._locked(
+                announce_status(self.store, self.channels, self.session_id, status, previous)
+            )
+        )
+
+    async def emit(self, frame: dict[str, Any]) -> None:
+        await self.channels.emit(self.session_id, frame)
+
+    async def add_message(self, message: Message, *, result: bool = False) -> None:
+        await self._complete(self._locked(self._add(message, result)))
+
+    async def _add(self, message: Message, result: bool) -> None:
+        stored, _ = await self.store.append_message(message)
+        self.last_position = max(self.last_position, stored.position)
+        if result:
+            await self.channels.emit(
+                self.session_id,
+                {
+                    "type": "tool_result",
+                    "call_id": stored.call_id,
+                    "output": stored.content,
+                    "is_error": bool(stored.is_error),
+                },
+            )
+        await self.channels.emit(self.session_id, {"type": "message", "message": stored.to_wire()})
+
+    async def fail(self, code: RunErrorCode, text: str) -> None:
+        await self.emit({"type": "error", "code": code.value, "message": text})
+
+    async def conversation(self) -> list[Message]:
+        return await self.store.conversation(self.session_id)
+
+    async def context(self) -> dict[str, Any]:
+        session = await self.store.get_session(self.session_id)
+        return session.context if session is not None else {}
+
+    async def save_context(self, context: dict[str, Any]) -> None:
+        await self._complete(self.store.set_context(self.session_id, context))
+
+    async def autonomy(self) -> AutonomyLevel:
+        session = await self.store.get_session(self.session_id)
+        return session.autonomy_level if session is not None else AutonomyLevel.READ_ONLY
+
+    async def ask_approval(self, approval: dict[str, Any], *, announce: bool) -> Decision:
+        self._approval_id = approval["approval_id"]
+        self._decision = asyncio.get_running_loop().create_future()
+        if announce:
+            await self._complete(self._locked(self._announce(approval)))
+        decision = await self._decision
+        await self.resolve_approval(approval["approval_id"], decision)
+        return decision
+
+    async def _announce(self, approval: dict[str, Any]) -> None:
+        await self.store.set_pending_approval(self.session_id, approval)
+        await self.channels.emit(
+            self.session_id,
+            {
+                "type": "approval_required",
+                "approval_id": approval["approval_id"],
+                "calls": approval["calls"],
+            },
+        )
+        previous, self.status = self.status, SessionStatus.WAITING_APPROVAL
+        await announce_status(self.store, self.channels, self.session_id, self.status, previous)
+
+    def decide(self, approval_id: str, decision: Decision) -> None:
+        """The owner answered (delivered by a control signal); stale answers are ignored."""
+        if approval_id == self._approval_id and self._decision and not self._decision.done():
+            self._decision.set_result(decision)
+
+    async def resolve_approval(self, approval_id: str, decision: Decision) -> None:
+        self._approval_id = self.state.approval_id = None
+        await self._complete(self._locked(self._resolve(approval_id, decision)))
+
+    async def _resolve(self, approval_id: str, decision: Decision) -> None:
+        await self.store.set_pending_approval(self.session_id, None)
+        frame: dict[str, Any] = {
+            "type": "approval_resolved",
+            "approval_id": approval_id,
+            "approved": decision.approved,
+        }
+        if decision.reason:
+            frame["reason"] = decision.reason
+        await self.channels.emit(self.session_id, frame)
+
+    async def _locked(self, coro: Coroutine[Any, Any, None]) -> None:
+        async with self.channels.lock(self.session_id):
+            await coro

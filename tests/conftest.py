@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from realtime_agent.config import Settings
-from tests.helpers import Api, RunningServer, settings_for
+from tests.helpers import Api, RunningServer, settings_for, standin_settings
 from tests.standin_anthropic import AnthropicStandIn
 
 
@@ -78,11 +78,6 @@ async def standin() -> AsyncIterator[AnthropicStandIn]:
 @pytest.fixture
 async def claude(tmp_path: Any, standin: AnthropicStandIn) -> AsyncIterator[Api]:
     """A server using the Anthropic provider (the real SDK) against the stand-in."""
-    settings = settings_for(
-        tmp_path,
-        anthropic_api_key="test-key",
-        anthropic_base_url=standin.base_url,
-        llm_max_retries=0,
-    )
+    settings = standin_settings(tmp_path, standin)
     async with RunningServer(settings) as running, Api(running.base_url) as client:
         yield client

@@ -35,6 +35,16 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def standin_settings(tmp_path: Path, standin: Any, **overrides: Any) -> Settings:
+    """Settings that use the Anthropic provider (the real SDK) against the stand-in."""
+    values: dict[str, Any] = {
+        "anthropic_api_key": "test-key",
+        "anthropic_base_url": standin.base_url,
+        "llm_max_retries": 0,
+    }
+    return settings_for(tmp_path, **(values | overrides))
+
+
 def listening_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, Frame, RunningServer, WSClient, settings_for
+from tests.helpers import Api, Frame, RunningServer, WSClient, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Text, ToolCalls
 
 TIME: tuple[str, str, dict[str, Any]] = ("toolu_t", "current_time", {})
@@ -170,9 +170,7 @@ async def test_approval_survives_a_server_restart(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
     """A pending approval is durable: after a restart the owner approves and the run goes on."""
-    settings = settings_for(
-        tmp_path, anthropic_api_key="k", anthropic_base_url=standin.base_url, llm_max_retries=0
-    )
+    settings = standin_settings(tmp_path, standin)
     standin.push(ToolCalls([NOTE]), Text(["noted after restart"]))
     async with RunningServer(settings) as server, Api(server.base_url) as api:
         created, owner = await start(api, 1)
@@ -256,11 +254,9 @@ async def test_user_tools_load_from_ra_tools_and_time_out(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
     """RA_TOOLS loads @tool functions; a slow tool hits the per-call timeout as an error result."""
-    settings = settings_for(
+    settings = standin_settings(
         tmp_path,
-        anthropic_api_key="k",
-        anthropic_base_url=standin.base_url,
-        llm_max_retries=0,
+        standin,
         tools="tests.web.user_tools:TOOLS",
         tool_timeout_seconds=0.2,
     )

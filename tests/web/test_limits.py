@@ -9,7 +9,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from realtime_agent.auth import TokenSigner
-from tests.helpers import Api, RunningServer, settings_for
+from tests.helpers import Api, RunningServer, settings_for, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Text
 
 SECRET = b"test-secret-0123456789abcdef"
@@ -50,11 +50,9 @@ async def test_socket_caps_per_session_and_per_address(tmp_path: Path) -> None:
 
 async def test_queue_cap_refuses_with_busy(tmp_path: Path, standin: AnthropicStandIn) -> None:
     """A full queue refuses a message with busy and stores nothing."""
-    settings = settings_for(
+    settings = standin_settings(
         tmp_path,
-        anthropic_api_key="k",
-        anthropic_base_url=standin.base_url,
-        llm_max_retries=0,
+        standin,
         max_queued_messages=1,
     )
     standin.push(Text(["held"], hold_after=0))
@@ -150,11 +148,9 @@ async def test_runs_beyond_the_process_cap_wait_their_turn(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
     """With one run slot, a second session's run starts only after the first ends."""
-    settings = settings_for(
+    settings = standin_settings(
         tmp_path,
-        anthropic_api_key="k",
-        anthropic_base_url=standin.base_url,
-        llm_max_retries=0,
+        standin,
         max_concurrent_runs=1,
     )
     standin.push(Text(["first"], hold_after=0), Text(["second"]))

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from tests.helpers import Api, RunningServer, settings_for
+from tests.helpers import Api, RunningServer, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Text, ToolCalls
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,11 +28,9 @@ async def test_mcp_tools_run_through_a_full_turn(tmp_path: Path, standin: Anthro
             }
         )
     )
-    settings = settings_for(
+    settings = standin_settings(
         tmp_path,
-        anthropic_api_key="k",
-        anthropic_base_url=standin.base_url,
-        llm_max_retries=0,
+        standin,
         mcp_config=str(config),
     )
     standin.push(

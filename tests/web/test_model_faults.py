@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import Api, RunningServer, settings_for
+from tests.helpers import Api, RunningServer, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Drop, Hang, Text
 
 
@@ -21,11 +21,9 @@ async def test_a_hanging_model_times_out_into_an_error(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
     """A stream that stops answering ends with llm_error after RA_LLM_TIMEOUT_SECONDS."""
-    settings = settings_for(
+    settings = standin_settings(
         tmp_path,
-        anthropic_api_key="k",
-        anthropic_base_url=standin.base_url,
-        llm_max_retries=0,
+        standin,
         llm_timeout_seconds=0.5,
     )
     standin.push(Hang(), Text(["fine now"]))

@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from realtime_agent.protocol import json_schema
-from tests.helpers import Api, Frame, RunningServer
+from tests.helpers import Api, Frame, RunningServer, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Error, Text, ToolCalls
 
 VALIDATOR = jsonschema.Draft202012Validator(json_schema())
@@ -308,13 +308,10 @@ async def test_iteration_cap_ends_the_run_with_error(
     tmp_path: Any, standin: AnthropicStandIn
 ) -> None:
     """A model that keeps calling tools is stopped at the cap with an error and a message."""
-    from tests.helpers import settings_for
 
-    settings = settings_for(
+    settings = standin_settings(
         tmp_path,
-        anthropic_api_key="k",
-        anthropic_base_url=standin.base_url,
-        llm_max_retries=0,
+        standin,
         max_iterations=2,
     )
     standin.push(
@@ -472,13 +469,10 @@ async def test_slow_reader_is_closed_1013_while_a_fast_one_gets_everything(
     tmp_path: Any, standin: AnthropicStandIn
 ) -> None:
     """A client that stops reading overflows its queue and is closed 1013; others are unharmed."""
-    from tests.helpers import settings_for
 
-    settings = settings_for(
+    settings = standin_settings(
         tmp_path,
-        anthropic_api_key="k",
-        anthropic_base_url=standin.base_url,
-        llm_max_retries=0,
+        standin,
         send_queue_bytes=256 * 1024,
     )
     chunks = [f"{i:05d}" + "y" * 9995 for i in range(800)]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypedDict
 
 import uvicorn
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -126,7 +126,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         "REDIS_URL is set but DATABASE_URL is SQLite: several processes need "
                         "one shared PostgreSQL (DATABASE_URL=postgresql://...)"
                     )
-                redis = await stack.enter_async_context(Redis.from_url(settings.redis_url))
+                # A blocking pool waits for a free connection under load instead of failing.
+                pool = BlockingConnectionPool.from_url(
+                    settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
+                )
+                redis = await stack.enter_async_context(Redis.from_pool(pool))  # owns the pool
                 store = CachedStore(
                     store,
                     redis,

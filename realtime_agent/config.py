@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, validation_alias="REDIS_URL", description="unset: in-process channels"
     )
+    redis_max_connections: int = Field(
+        256, ge=8, description="Redis connections per process (callers wait for a free one)"
+    )
     redis_prefix: str = Field("ra:", description="prefix of every Redis key and channel")
     run_lease_seconds: float = Field(
         15.0, gt=0, description="run lease TTL: a dead process's run is taken over after it"

@@ -214,10 +214,14 @@ class SessionService:
                 await self._emit(session_id, {"type": "message", "message": stored.to_wire()})
                 if busy and on_busy in ("queue", "steer") and not stored.steered:
                     waiting = await self.store.pending(session_id)
-                    position = next(i for i, m in enumerate(waiting, 1) if m.id == stored.id)
-                    await self._emit(
-                        session_id, {"type": "queued", "client_id": client_id, "position": position}
+                    position = next(
+                        (i for i, m in enumerate(waiting, 1) if m.id == stored.id), None
                     )
+                    if position is not None:  # None: the run already took it (another process)
+                        await self._emit(
+                            session_id,
+                            {"type": "queued", "client_id": client_id, "position": position},
+                        )
         if created:
             if busy and on_busy == "interrupt":
                 await self.interrupt(session_id)

@@ -63,6 +63,13 @@ class Worker:
         self.chat_sent = 0
         self.chat_echoed = 0
         self.chat_in_window = 0
+        self.tasks: set[asyncio.Future[Any]] = set()
+
+    def spawn(self, coro: Any) -> None:
+        """Run a send in the background, keeping a reference until it is done."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def done_one(self) -> None:
         self.pending_done -= 1
@@ -71,8 +78,18 @@ class Worker:
 
 
 class Sock:
-    __slots__ = ("carry", "chat_id", "chat_sent_at", "done", "spec", "w", "ws", "closing",
-                 "chat_started", "reader")
+    __slots__ = (
+        "carry",
+        "chat_id",
+        "chat_sent_at",
+        "chat_started",
+        "closing",
+        "done",
+        "reader",
+        "spec",
+        "w",
+        "ws",
+    )
 
     def __init__(self, w: Worker, spec: dict[str, Any]) -> None:
         self.w = w
@@ -167,7 +184,7 @@ class Sock:
             if not isinstance(msg, str):
                 return
             if msg == "2":
-                asyncio.ensure_future(self.ws.send("3"))
+                self.w.spawn(self.ws.send("3"))
                 return
             if not msg.startswith("42") or not w.live:
                 return
@@ -208,8 +225,10 @@ class Sock:
                 self.send_chat()
         elif ftype == "error":
             w.errors[str(data.get("code"))] += 1
-            if self.spec.get("chat") and self.chat_id and data.get("code") in (
-                "busy", "rate_limited", "unavailable"
+            if (
+                self.spec.get("chat")
+                and self.chat_id
+                and data.get("code") in ("busy", "rate_limited", "unavailable")
             ):
                 self.chat_id = ""
                 self.send_chat()
@@ -238,7 +257,11 @@ class Sock:
             return
         kind = self.spec["kind"]
         if kind == "ra":
-            frame = {"type": "message", "content": content, "client_id": "start-" + secrets.token_hex(6)}
+            frame = {
+                "type": "message",
+                "content": content,
+                "client_id": "start-" + secrets.token_hex(6),
+            }
             await self.ws.send(orjson.dumps(frame).decode())
         elif kind == "sio":
             payload = ["start", {"room": self.spec["room"], "content": content}]
@@ -250,15 +273,19 @@ class Sock:
         w = self.w
         if time.monotonic() >= w.chat_until:
             # the window is over: stop the run; this socket is done
-            asyncio.ensure_future(self.ws.send('{"type":"interrupt"}'))
+            self.w.spawn(self.ws.send('{"type":"interrupt"}'))
             self.finish()
             return
         w.chat_sent += 1
         self.chat_id = f"chat-{w.chat_sent}-{secrets.token_hex(4)}"
         self.chat_sent_at = time.perf_counter_ns()
-        frame = {"type": "message", "content": f"chat {w.chat_sent}", "client_id": self.chat_id,
-                 "on_busy": w.on_busy}
-        asyncio.ensure_future(self.ws.send(orjson.dumps(frame).decode()))
+        frame = {
+            "type": "message",
+            "content": f"chat {w.chat_sent}",
+            "client_id": self.chat_id,
+            "on_busy": w.on_busy,
+        }
+        self.w.spawn(self.ws.send(orjson.dumps(frame).decode()))
 
     async def close(self, abort: bool = False) -> None:
         self.closing = True
@@ -350,8 +377,12 @@ async def _serve(conn: Connection) -> None:
             conn.send(("result", await _go(w, arg)))
         elif cmd == "status":
             open_now = sum(1 for s in w.socks if s.ws is not None and s.ws.close_code is None)
-            conn.send(("status", {"open": open_now, "dropped": w.dropped,
-                                  "close_codes": dict(w.close_codes)}))
+            conn.send(
+                (
+                    "status",
+                    {"open": open_now, "dropped": w.dropped, "close_codes": dict(w.close_codes)},
+                )
+            )
         elif cmd == "close":
             socks = list(w.socks)
             abort = bool(arg)
@@ -450,8 +481,17 @@ class Clients:
             lat.frombytes(r.pop("lat_us"))
             echo.frombytes(r.pop("echo_us"))
         merged: dict[str, Any] = {"lat_us": lat, "echo_us": echo}
-        for key in ("frames", "deltas", "dropped", "incomplete", "sockets", "cpu_s",
-                    "chat_sent", "chat_echoed", "chat_in_window"):
+        for key in (
+            "frames",
+            "deltas",
+            "dropped",
+            "incomplete",
+            "sockets",
+            "cpu_s",
+            "chat_sent",
+            "chat_echoed",
+            "chat_in_window",
+        ):
             merged[key] = sum(r[key] for r in results)
         codes: Counter[str] = Counter()
         errors: Counter[str] = Counter()
@@ -471,8 +511,11 @@ class Clients:
         codes: Counter[str] = Counter()
         for s in stats:
             codes.update(s["close_codes"])
-        return {"open": sum(s["open"] for s in stats), "dropped": sum(s["dropped"] for s in stats),
-                "close_codes": dict(codes)}
+        return {
+            "open": sum(s["open"] for s in stats),
+            "dropped": sum(s["dropped"] for s in stats),
+            "close_codes": dict(codes),
+        }
 
     async def close(self, abort: bool = False) -> None:
         """Close every socket (with the closing handshake, or ``abort`` the TCP connections)."""

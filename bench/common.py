@@ -172,8 +172,16 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("realtime-agent", "python-socketio", "python-engineio", "uvicorn", "websockets",
-                 "starlette", "anthropic", "redis"):
+    for name in (
+        "realtime-agent",
+        "python-socketio",
+        "python-engineio",
+        "uvicorn",
+        "websockets",
+        "starlette",
+        "anthropic",
+        "redis",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -220,7 +228,9 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, 
     """A plain-text table on stderr (stdout carries the JSON lines)."""
     head = [title for _, title in columns]
     body = [[fmt(row.get(key)) for key, _ in columns] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)
+    ]
     out = sys.stderr
     out.write("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)) + "\n")
     for r in body:
@@ -363,7 +373,7 @@ class Proc:
         return self.logdir / f"{self.name}.log"
 
     async def start(self) -> None:
-        out = open(self.logfile, "ab")  # noqa: SIM115 - the child owns it
+        out = open(self.logfile, "ab")
         try:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -413,7 +423,11 @@ def check_server_code(env: Mapping[str, str]) -> str:
     """The realtime_agent package the server will import with ``env``: must be this checkout's."""
     out = subprocess.run(
         [sys.executable, "-c", "import realtime_agent; print(realtime_agent.__file__)"],
-        env=dict(env), capture_output=True, text=True, check=True, cwd="/",
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
     ).stdout.strip()
     if not out.startswith(str(REPO_DIR)):
         raise RuntimeError(f"the server would run {out}, not {REPO_DIR}")
@@ -551,10 +565,19 @@ async def deploy(
             for i in range(n):
                 port = free_port()
                 argv = [
-                    sys.executable, "-m", "bench.peers.socketio_server", "--port", str(port),
-                    "--redis-url", REDIS_URL, "--channel", prefix + "socketio",
+                    sys.executable,
+                    "-m",
+                    "bench.peers.socketio_server",
+                    "--port",
+                    str(port),
+                    "--redis-url",
+                    REDIS_URL,
+                    "--channel",
+                    prefix + "socketio",
                 ]
-                procs.append(Proc(f"peer-{mode}-{i}", argv, env, port, "/healthz", logdir, REPO_DIR))
+                procs.append(
+                    Proc(f"peer-{mode}-{i}", argv, env, port, "/healthz", logdir, REPO_DIR)
+                )
         elif impl == "baseline":
             env = clean_env(ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=standin_url)
             port = free_port()
@@ -598,7 +621,9 @@ async def create_rooms(dep: Deployment, count: int, concurrency: int = 20) -> li
         for _ in range(count):
             key = "room-" + secrets.token_hex(6)
             if dep.impl == "peer":
-                urls = [f"ws://127.0.0.1:{p}/socket.io/?EIO=4&transport=websocket" for p in dep.ports]
+                urls = [
+                    f"ws://127.0.0.1:{p}/socket.io/?EIO=4&transport=websocket" for p in dep.ports
+                ]
             else:
                 urls = [f"ws://127.0.0.1:{p}/ws/{key}" for p in dep.ports]
             rooms.append(Room(key, urls, urls))
@@ -617,7 +642,9 @@ async def create_rooms(dep: Deployment, count: int, concurrency: int = 20) -> li
         if status != 201:
             raise RuntimeError(f"create session: {status} {body}")
         sid = body["session_id"]
-        owner = [f"ws://127.0.0.1:{p}/agent/ws/{sid}?token={body['owner_token']}" for p in dep.ports]
+        owner = [
+            f"ws://127.0.0.1:{p}/agent/ws/{sid}?token={body['owner_token']}" for p in dep.ports
+        ]
         viewer = [
             f"ws://127.0.0.1:{p}/agent/ws/{sid}?token={body['viewer_token']}" for p in dep.ports
         ]

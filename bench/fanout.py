@@ -55,26 +55,37 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                             runs = []
                             for attempt in range(args.repeat):
                                 (room,) = await create_rooms(dep, 1)
-                                log(f"fanout {mode} {impl}: {viewers} viewers, {rate:g} chunks/s,"
-                                    f" {chunks} chunks (run {attempt + 1}/{args.repeat})")
-                                runs.append(await measure_stream(
-                                    dep,
-                                    [(room, viewers)],
-                                    chunks=chunks,
-                                    rate=rate,
-                                    pad=args.pad,
-                                    client_procs=args.client_procs,
-                                    client=args.client,
-                                    quiet=tuple(args.quiet),
-                                    timeout=args.seconds + args.timeout,
-                                ))
+                                log(
+                                    f"fanout {mode} {impl}: {viewers} viewers, {rate:g} chunks/s,"
+                                    f" {chunks} chunks (run {attempt + 1}/{args.repeat})"
+                                )
+                                runs.append(
+                                    await measure_stream(
+                                        dep,
+                                        [(room, viewers)],
+                                        chunks=chunks,
+                                        rate=rate,
+                                        pad=args.pad,
+                                        client_procs=args.client_procs,
+                                        client=args.client,
+                                        quiet=tuple(args.quiet),
+                                        timeout=args.seconds + args.timeout,
+                                    )
+                                )
                             # the run the rest of the machine disturbed least
                             row = min(runs, key=lambda r: r["other_cpu_cores"])
                             row.update(scenario="fanout", viewers=viewers, repeat=args.repeat)
                             if args.repeat > 1:
                                 row["runs"] = [
-                                    {k: r[k] for k in ("p50_ms", "p99_ms", "cpu_us_per_chunk",
-                                                       "other_cpu_cores")}
+                                    {
+                                        k: r[k]
+                                        for k in (
+                                            "p50_ms",
+                                            "p99_ms",
+                                            "cpu_us_per_chunk",
+                                            "other_cpu_cores",
+                                        )
+                                    }
                                     for r in runs
                                 ]
                             emit_json(row)
@@ -89,7 +100,12 @@ def report(rows: list[dict[str, Any]]) -> None:
         ["p99_ms", "cpu_us_per_chunk"],
     )
     for t in table:
-        src = [r for r in rows if (r["mode"], r["rate"], r["viewers"]) == (t["mode"], t["rate"], t["viewers"]) and r["impl"] == "ours"]
+        src = [
+            r
+            for r in rows
+            if (r["mode"], r["rate"], r["viewers"]) == (t["mode"], t["rate"], t["viewers"])
+            and r["impl"] == "ours"
+        ]
         if src:
             t["p50_ms:ours"] = src[0]["p50_ms"]
             t["events_per_s:ours"] = src[0]["events_per_s"]
@@ -99,12 +115,18 @@ def report(rows: list[dict[str, Any]]) -> None:
     print_table(
         table,
         [
-            ("mode", "mode"), ("rate", "chunks/s"), ("viewers", "viewers"),
-            ("p50_ms:ours", "p50 ms"), ("p99_ms:ours", "p99 ms"),
-            ("p99_ms:peer", "peer p99"), ("p99_ms:baseline", "base p99"),
+            ("mode", "mode"),
+            ("rate", "chunks/s"),
+            ("viewers", "viewers"),
+            ("p50_ms:ours", "p50 ms"),
+            ("p99_ms:ours", "p99 ms"),
+            ("p99_ms:peer", "peer p99"),
+            ("p99_ms:baseline", "base p99"),
             ("events_per_s:ours", "events/s"),
-            ("cpu_us_per_chunk:ours", "CPU us/chunk"), ("cpu_ev:ours", "us/event"),
-            ("cpu_us_per_chunk:peer", "peer"), ("cpu_us_per_chunk:baseline", "base"),
+            ("cpu_us_per_chunk:ours", "CPU us/chunk"),
+            ("cpu_ev:ours", "us/event"),
+            ("cpu_us_per_chunk:peer", "peer"),
+            ("cpu_us_per_chunk:baseline", "base"),
             ("cpu_us_per_chunk:peer/ours", "peer/ours"),
             ("cpu_us_per_chunk:baseline/ours", "base/ours"),
             ("client_cpu:ours", "client us/chunk"),
@@ -118,22 +140,40 @@ def cli() -> None:
     parser.add_argument("--viewers", type=parse_list, default=[10, 100])
     parser.add_argument("--rate", type=lambda s: parse_list(s, float), default=[100.0])
     parser.add_argument("--mode", type=lambda s: parse_list(s, str), default=["embedded"])
-    parser.add_argument("--impl", type=lambda s: parse_list(s, str),
-                        default=["ours", "peer", "baseline"])
+    parser.add_argument(
+        "--impl", type=lambda s: parse_list(s, str), default=["ours", "peer", "baseline"]
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds of chunks streamed")
     parser.add_argument("--pad", type=int, default=0, help="extra bytes per chunk")
     parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument("--quiet", type=float, nargs=2, default=[0.4, 10.0],
-                        metavar=("CORES", "SECONDS"),
-                        help="before each run wait until the machine is busy less than CORES "
-                        "(at most SECONDS): other users of a shared machine disturb latencies")
-    parser.add_argument("--client", default="websockets", choices=["websockets", "raw"],
-                        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds past the stream's length to wait for the last frame")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs per size; the one with the least other load on the machine "
-                        "is kept (all runs' p99 and CPU are listed in the JSON row)")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        nargs=2,
+        default=[0.4, 10.0],
+        metavar=("CORES", "SECONDS"),
+        help="before each run wait until the machine is busy less than CORES "
+        "(at most SECONDS): other users of a shared machine disturb latencies",
+    )
+    parser.add_argument(
+        "--client",
+        default="websockets",
+        choices=["websockets", "raw"],
+        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds past the stream's length to wait for the last frame",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per size; the one with the least other load on the machine "
+        "is kept (all runs' p99 and CPU are listed in the JSON row)",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []

@@ -17,7 +17,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import create_rooms, deploy, emit_json, log, parse_list, print_table, run, standin_model
+from .common import (
+    create_rooms,
+    deploy,
+    emit_json,
+    log,
+    parse_list,
+    print_table,
+    run,
+    standin_model,
+)
 from .streaming import compare, measure_stream, merge_results, warm_up
 
 KEY = ("scenario", "impl", "mode", "sessions", "viewers", "rate", "client")
@@ -35,8 +44,10 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                     await warm_up(dep)
                     rooms = await create_rooms(dep, args.sessions)
                     chunks = max(1, int(args.rate * args.seconds))
-                    log(f"many sessions {mode} {impl}: {args.sessions} x (1 + {args.viewers}), "
-                        f"{args.rate:g} chunks/s, {chunks} chunks")
+                    log(
+                        f"many sessions {mode} {impl}: {args.sessions} x (1 + {args.viewers}), "
+                        f"{args.rate:g} chunks/s, {chunks} chunks"
+                    )
                     row = await measure_stream(
                         dep,
                         [(room, args.viewers) for room in rooms],
@@ -48,26 +59,46 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                         timeout=args.seconds + args.timeout,
                         settle=1.0,
                     )
-                    row.update(scenario="many_sessions", sessions=args.sessions,
-                               viewers=args.viewers)
+                    row.update(
+                        scenario="many_sessions", sessions=args.sessions, viewers=args.viewers
+                    )
                     emit_json(row)
                     rows.append(row)
     return rows
 
 
 def report(rows: list[dict[str, Any]]) -> None:
-    metrics = ["p50_ms", "p99_ms", "max_ms", "events_per_s", "cpu_us_per_chunk", "dropped",
-               "client_cpu_us_per_event", "missing_chunks"]
+    metrics = [
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "events_per_s",
+        "cpu_us_per_chunk",
+        "dropped",
+        "client_cpu_us_per_event",
+        "missing_chunks",
+    ]
     table = compare(rows, ("mode", "sessions", "viewers", "rate"), metrics)
     print_table(
         table,
-        [("mode", "mode"), ("sessions", "sessions"), ("rate", "chunks/s"),
-         ("p50_ms:ours", "p50 ms"), ("p99_ms:ours", "p99 ms"), ("max_ms:ours", "max ms"),
-         ("p99_ms:peer", "peer p99"), ("p99_ms:baseline", "base p99"),
-         ("events_per_s:ours", "events/s"), ("events_per_s:peer", "peer ev/s"),
-         ("cpu_us_per_chunk:ours", "CPU us/chunk"), ("cpu_us_per_chunk:peer", "peer"),
-         ("cpu_us_per_chunk:baseline", "base"), ("cpu_us_per_chunk:peer/ours", "peer/ours"),
-         ("dropped:ours", "dropped"), ("missing_chunks:ours", "missing")],
+        [
+            ("mode", "mode"),
+            ("sessions", "sessions"),
+            ("rate", "chunks/s"),
+            ("p50_ms:ours", "p50 ms"),
+            ("p99_ms:ours", "p99 ms"),
+            ("max_ms:ours", "max ms"),
+            ("p99_ms:peer", "peer p99"),
+            ("p99_ms:baseline", "base p99"),
+            ("events_per_s:ours", "events/s"),
+            ("events_per_s:peer", "peer ev/s"),
+            ("cpu_us_per_chunk:ours", "CPU us/chunk"),
+            ("cpu_us_per_chunk:peer", "peer"),
+            ("cpu_us_per_chunk:baseline", "base"),
+            ("cpu_us_per_chunk:peer/ours", "peer/ours"),
+            ("dropped:ours", "dropped"),
+            ("missing_chunks:ours", "missing"),
+        ],
     )
 
 
@@ -78,18 +109,32 @@ def cli() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--mode", type=lambda s: parse_list(s, str), default=["embedded"])
-    parser.add_argument("--impl", type=lambda s: parse_list(s, str),
-                        default=["ours", "peer", "baseline"])
+    parser.add_argument(
+        "--impl", type=lambda s: parse_list(s, str), default=["ours", "peer", "baseline"]
+    )
     parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument("--quiet", type=float, nargs=2, default=[0.4, 10.0],
-                        metavar=("CORES", "SECONDS"),
-                        help="before each run wait until the machine is busy less than CORES "
-                        "(at most SECONDS): other users of a shared machine disturb latencies")
-    parser.add_argument("--client", default="websockets", choices=["websockets", "raw"],
-                        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)")
-    parser.add_argument("--timeout", type=float, default=20.0,
-                        help="seconds past the stream's length to wait for the last frame "
-                        "(a server that falls behind reports the chunks still missing)")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        nargs=2,
+        default=[0.4, 10.0],
+        metavar=("CORES", "SECONDS"),
+        help="before each run wait until the machine is busy less than CORES "
+        "(at most SECONDS): other users of a shared machine disturb latencies",
+    )
+    parser.add_argument(
+        "--client",
+        default="websockets",
+        choices=["websockets", "raw"],
+        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="seconds past the stream's length to wait for the last frame "
+        "(a server that falls behind reports the chunks still missing)",
+    )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
 

@@ -18,11 +18,20 @@ STYLE = {
     ("ours", "embedded"): ("realtime-agent, 1 process", "#1f77b4", "-", "o"),
     ("ours", "distributed"): ("realtime-agent, 2 processes + Redis + PG", "#1f77b4", "--", "s"),
     ("peer", "embedded"): ("python-socketio + AsyncRedisManager, 1 process", "#d62728", "-", "o"),
-    ("peer", "distributed"): ("python-socketio + AsyncRedisManager, 2 processes", "#d62728", "--", "s"),
+    ("peer", "distributed"): (
+        "python-socketio + AsyncRedisManager, 2 processes",
+        "#d62728",
+        "--",
+        "s",
+    ),
     ("baseline", "embedded"): ("bare Starlette send_text loop, 1 process", "#7f7f7f", "-", "^"),
 }
 TARGETS = {  # (metric, rate) -> [(value, label)]
-    ("p99_ms", 100.0): [(5, "target 1 proc: 5 ms"), (10, "target 2 procs: 10 ms")],
+    ("p99_ms", 100.0): [
+        (5, "target, 1 process: 5 ms"),
+        (10, "2 processes: 10 ms"),
+        (100, "1,000 viewers: 100 ms"),
+    ],
     ("p99_ms", 1000.0): [(50, "target: 50 ms")],
     ("cpu_us_per_chunk", 1000.0): [(3, "target: 3 µs")],
 }
@@ -39,12 +48,12 @@ def plot_fanout(
     src = src or RESULTS_DIR / "fanout.json"
     dst = dst or RESULTS_DIR / "fanout.png"
     doc = json.loads(src.read_text())
-    rows: list[dict[str, Any]] = [
-        r for r in doc["rows"] if r.get("client", "websockets") == client
-    ]
+    rows: list[dict[str, Any]] = [r for r in doc["rows"] if r.get("client", "websockets") == client]
     rates = sorted({float(r["rate"]) for r in rows})
-    metrics = [("p99_ms", "p99 latency, model chunk → viewer (ms)"),
-               ("cpu_us_per_chunk", "server CPU per chunk delivered to a socket (µs)")]
+    metrics = [
+        ("p99_ms", "p99 latency, model chunk → viewer (ms)"),
+        ("cpu_us_per_chunk", "server CPU per chunk delivered to a socket (µs)"),
+    ]
     fig, axes = plt.subplots(
         len(metrics), len(rates), figsize=(6.2 * len(rates), 8.5), squeeze=False
     )
@@ -55,22 +64,42 @@ def plot_fanout(
                 pts = sorted(
                     (r["viewers"], r[metric])
                     for r in rows
-                    if r["impl"] == impl and r["mode"] == mode and float(r["rate"]) == rate
+                    if r["impl"] == impl
+                    and r["mode"] == mode
+                    and float(r["rate"]) == rate
                     and r.get(metric) is not None
                 )
                 if not pts:
                     continue
                 xs, ys = zip(*pts, strict=True)
                 ax.plot(xs, ys, ls, color=color, marker=marker, label=name, linewidth=1.8)
-                for x, y in pts:
-                    ax.annotate(f"{y:.3g}", (x, y), textcoords="offset points", xytext=(4, 4),
-                                fontsize=7, color=color)
+                # every value of realtime-agent's lines, only the last one of the others
+                for x, y in pts if impl == "ours" else pts[-1:]:
+                    text = f"{y:,.0f}" if y >= 100 else f"{y:.3g}"
+                    left = mode == "distributed"  # two processes: labels on the left
+                    ax.annotate(
+                        text,
+                        (x, y),
+                        textcoords="offset points",
+                        xytext=(-6, -3) if left else (5, 3),
+                        ha="right" if left else "left",
+                        fontsize=7,
+                        color=color,
+                    )
             for value, text in TARGETS.get((metric, rate), []):
                 ax.axhline(value, color="#2ca02c", linestyle=":", linewidth=1)
-                ax.annotate(text, (0.01, value), xycoords=("axes fraction", "data"),
-                            textcoords="offset points", xytext=(0, 3), fontsize=7,
-                            color="#2ca02c")
+                ax.annotate(
+                    text,
+                    (0.2, value),
+                    xycoords=("axes fraction", "data"),
+                    textcoords="offset points",
+                    xytext=(0, 2),
+                    fontsize=7,
+                    color="#2ca02c",
+                    ha="left",
+                )
             ax.set_xscale("log")
+            ax.set_xlim(7, 1800)
             ax.set_yscale("log")
             ax.set_xlabel("viewers in the session")
             ax.set_ylabel(label)

@@ -60,13 +60,20 @@ async def measure(dep: Any, requests: int, connects: int, messages: int) -> list
         if messages:
             # give every session a transcript: messages sent over its owner socket
             for body in created:
-                async with connect(body["ws_url"].replace("localhost", "127.0.0.1") + "?token="
-                                   + body["owner_token"], compression=None) as ws:
+                async with connect(
+                    body["ws_url"].replace("localhost", "127.0.0.1")
+                    + "?token="
+                    + body["owner_token"],
+                    compression=None,
+                ) as ws:
                     await ws.recv()
                     await ws.recv()
                     for j in range(messages // 2):
-                        await ws.send(orjson.dumps({"type": "message", "content": f"m{j}",
-                                                    "client_id": f"c{j}"}).decode())
+                        await ws.send(
+                            orjson.dumps(
+                                {"type": "message", "content": f"m{j}", "client_id": f"c{j}"}
+                            ).decode()
+                        )
                         while True:
                             data = orjson.loads(await ws.recv())
                             if data.get("type") == "status" and data["status"] == "completed":
@@ -75,8 +82,9 @@ async def measure(dep: Any, requests: int, connects: int, messages: int) -> list
         for i, body in enumerate(created):
             headers = {"Authorization": f"Bearer {body['owner_token']}"}
             t0 = time.perf_counter_ns()
-            status, data = await http.request("GET", f"/agent/session/{body['session_id']}",
-                                              headers=headers)
+            status, data = await http.request(
+                "GET", f"/agent/session/{body['session_id']}", headers=headers
+            )
             t1 = time.perf_counter_ns()
             if status != 200:
                 raise RuntimeError(f"load: {status} {data}")
@@ -85,7 +93,9 @@ async def measure(dep: Any, requests: int, connects: int, messages: int) -> list
         hello_ms = []
         for i in range(connects + WARM):
             body = created[i % len(created)]
-            url = f"ws://127.0.0.1:{port}/agent/ws/{body['session_id']}?token={body['viewer_token']}"
+            url = (
+                f"ws://127.0.0.1:{port}/agent/ws/{body['session_id']}?token={body['viewer_token']}"
+            )
             t0 = time.perf_counter_ns()
             ws = await connect(url, compression=None, max_size=None)
             hello = orjson.loads(await ws.recv())
@@ -99,8 +109,15 @@ async def measure(dep: Any, requests: int, connects: int, messages: int) -> list
     rows = []
     for what, samples in (("create", create_ms), ("load", load_ms), ("connect_to_hello", hello_ms)):
         p50, p99 = percentiles(samples)
-        rows.append({"what": what, "n": len(samples), "p50_ms": p50, "p99_ms": p99,
-                     "messages_per_session": messages})
+        rows.append(
+            {
+                "what": what,
+                "n": len(samples),
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "messages_per_session": messages,
+            }
+        )
     return rows
 
 
@@ -122,10 +139,15 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--connects", type=int, default=200)
-    parser.add_argument("--messages", type=int, default=0,
-                        help="messages in each session's transcript before loading it")
-    parser.add_argument("--mode", type=lambda s: parse_list(s, str),
-                        default=["embedded", "distributed"])
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=0,
+        help="messages in each session's transcript before loading it",
+    )
+    parser.add_argument(
+        "--mode", type=lambda s: parse_list(s, str), default=["embedded", "distributed"]
+    )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
 
@@ -134,8 +156,16 @@ def cli() -> None:
 
     run(go())
     merge_results("seed", rows, KEY, {})
-    print_table(rows, [("mode", "mode"), ("what", "what"), ("n", "n"), ("p50_ms", "p50 ms"),
-                       ("p99_ms", "p99 ms")])
+    print_table(
+        rows,
+        [
+            ("mode", "mode"),
+            ("what", "what"),
+            ("n", "n"),
+            ("p50_ms", "p50 ms"),
+            ("p99_ms", "p99 ms"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -150,8 +150,11 @@ class StandIn:
             + _sse("message_start", {"type": "message_start", "message": _message(model, None)})
             + _sse(
                 "content_block_start",
-                {"type": "content_block_start", "index": 0,
-                 "content_block": {"type": "text", "text": ""}},
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
             )
         )
         await writer.drain()
@@ -172,9 +175,11 @@ class StandIn:
             _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
             + _sse(
                 "message_delta",
-                {"type": "message_delta",
-                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                 "usage": {"output_tokens": chunks}},
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": chunks},
+                },
             )
             + _sse("message_stop", {"type": "message_stop"})
             + b"0\r\n\r\n"

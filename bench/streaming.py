@@ -18,31 +18,39 @@ from .common import (
     Deployment,
     Room,
     cpu_of,
-    machine_busy_seconds,
-    wait_quiet,
     log,
     machine,
+    machine_busy_seconds,
     percentiles,
     start_content,
     versions,
+    wait_quiet,
 )
 
 KIND = {"ours": "ra", "peer": "sio", "baseline": "bare"}
 
 
-def socket_specs(dep: Deployment, rooms: list[tuple[Room, int]], start: str) -> list[dict[str, Any]]:
+def socket_specs(
+    dep: Deployment, rooms: list[tuple[Room, int]], start: str
+) -> list[dict[str, Any]]:
     """The owner of each room on the first process, its viewers spread over all processes."""
     kind = KIND[dep.impl]
     specs = []
     for room, viewers in rooms:
         specs.append(
-            {"kind": kind, "url": room.owner_urls[0], "room": room.key, "owner": True,
-             "start": start}
+            {
+                "kind": kind,
+                "url": room.owner_urls[0],
+                "room": room.key,
+                "owner": True,
+                "start": start,
+            }
         )
         for i in range(viewers):
             url = room.viewer_urls[i % len(room.viewer_urls)]
-            specs.append({"kind": kind, "url": url, "room": room.key, "owner": False,
-                          "start": None})
+            specs.append(
+                {"kind": kind, "url": url, "room": room.key, "owner": False, "start": None}
+            )
     return specs
 
 
@@ -125,8 +133,9 @@ async def measure_stream(
     }
 
 
-def merge_results(name: str, rows: list[dict[str, Any]], key: tuple[str, ...],
-                  meta: dict[str, Any]) -> Path:
+def merge_results(
+    name: str, rows: list[dict[str, Any]], key: tuple[str, ...], meta: dict[str, Any]
+) -> Path:
     """Write ``bench/results/<name>.json``, replacing earlier rows with the same key."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
@@ -147,13 +156,20 @@ def merge_results(name: str, rows: list[dict[str, Any]], key: tuple[str, ...],
         log(f"warning: realtime_agent/ changed during this run ({START_CODE_HASH} -> {now_hash})")
     new_keys = {tuple(r.get(k) for k in key) for r in rows}
     kept = [r for r in old if tuple(r.get(k) for k in key) not in new_keys]
-    doc = {"scenario": name, "machine": machine(), "versions": versions(), **meta,
-           "rows": kept + rows}
+    doc = {
+        "scenario": name,
+        "machine": machine(),
+        "versions": versions(),
+        **meta,
+        "rows": kept + rows,
+    }
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     return path
 
 
-def compare(rows: list[dict[str, Any]], key: tuple[str, ...], metrics: list[str]) -> list[dict[str, Any]]:
+def compare(
+    rows: list[dict[str, Any]], key: tuple[str, ...], metrics: list[str]
+) -> list[dict[str, Any]]:
     """One row per key: ours, peer, baseline side by side, with peer/ours and baseline/ours."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in rows:
@@ -178,5 +194,13 @@ async def warm_up(dep: Deployment, turns: int = 2) -> None:
 
     for _ in range(turns):
         (room,) = await create_rooms(dep, 1)
-        await measure_stream(dep, [(room, 2)], chunks=100, rate=0, client_procs=1, timeout=30,
-                             settle=0.1, quiet=(float("inf"), 0.0))
+        await measure_stream(
+            dep,
+            [(room, 2)],
+            chunks=100,
+            rate=0,
+            client_procs=1,
+            timeout=30,
+            settle=0.1,
+            quiet=(float("inf"), 0.0),
+        )

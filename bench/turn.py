@@ -57,8 +57,9 @@ async def measure_turns(dep: Any, turns: int, gap: float, per_session: int = 10)
         if done >= turns + warm:
             break
         try:
-            done = await _session_turns(room, done, turns + warm, warm, per_session, gap,
-                                        content, echo, first, whole)
+            done = await _session_turns(
+                room, done, turns + warm, warm, per_session, gap, content, echo, first, whole
+            )
         except ConnectionClosed as exc:  # the server closed the socket: count it, go on
             code = str(exc.rcvd.code if exc.rcvd else "none")
             closed[code] = closed.get(code, 0) + 1
@@ -68,9 +69,12 @@ async def measure_turns(dep: Any, turns: int, gap: float, per_session: int = 10)
     w50, w99 = percentiles(whole)
     return {
         "turns": len(echo),
-        "echo_p50_ms": e50, "echo_p99_ms": e99,
-        "first_delta_p50_ms": f50, "first_delta_p99_ms": f99,
-        "turn_p50_ms": w50, "turn_p99_ms": w99,
+        "echo_p50_ms": e50,
+        "echo_p99_ms": e99,
+        "first_delta_p50_ms": f50,
+        "first_delta_p99_ms": f99,
+        "turn_p50_ms": w50,
+        "turn_p99_ms": w99,
         "queued_events": QUEUED[0],
         "closed_by_server": closed,  # sockets the server closed mid-turn (close code: count)
     }
@@ -79,9 +83,18 @@ async def measure_turns(dep: Any, turns: int, gap: float, per_session: int = 10)
 QUEUED = [0]
 
 
-async def _session_turns(room: Any, done: int, total: int, warm: int, per_session: int,
-                         gap: float, content: str, echo: list[float], first: list[float],
-                         whole: list[float]) -> int:
+async def _session_turns(
+    room: Any,
+    done: int,
+    total: int,
+    warm: int,
+    per_session: int,
+    gap: float,
+    content: str,
+    echo: list[float],
+    first: list[float],
+    whole: list[float],
+) -> int:
     from websockets.asyncio.client import connect
 
     async with connect(room.owner_urls[0], compression=None, max_size=None) as ws:
@@ -92,8 +105,9 @@ async def _session_turns(room: Any, done: int, total: int, warm: int, per_sessio
             if done >= total:
                 break
             client_id = "t-" + secrets.token_hex(6)
-            frame = orjson.dumps({"type": "message", "content": content,
-                                  "client_id": client_id}).decode()
+            frame = orjson.dumps(
+                {"type": "message", "content": content, "client_id": client_id}
+            ).decode()
             t0 = time.perf_counter_ns()
             await ws.send(frame)
             t_echo = t_first = 0
@@ -129,8 +143,12 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
             async with deploy("ours", mode, model_url, logdir) as dep:
                 log(f"turn overhead {mode}: {args.turns} turns")
                 row = await measure_turns(dep, args.turns, args.gap)
-                row.update(scenario="turn", impl="ours", mode=mode,
-                           store="PostgreSQL + Redis" if mode == "distributed" else "SQLite")
+                row.update(
+                    scenario="turn",
+                    impl="ours",
+                    mode=mode,
+                    store="PostgreSQL + Redis" if mode == "distributed" else "SQLite",
+                )
                 emit_json(row)
                 rows.append(row)
     return rows
@@ -140,8 +158,9 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--gap", type=float, default=0.06, help="seconds between turns")
-    parser.add_argument("--mode", type=lambda s: parse_list(s, str),
-                        default=["embedded", "distributed"])
+    parser.add_argument(
+        "--mode", type=lambda s: parse_list(s, str), default=["embedded", "distributed"]
+    )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
 
@@ -150,11 +169,21 @@ def cli() -> None:
 
     run(go())
     merge_results("turn", rows, KEY, {})
-    print_table(rows, [("mode", "mode"), ("store", "store"), ("turns", "turns"),
-                       ("echo_p50_ms", "echo p50 ms"), ("echo_p99_ms", "echo p99"),
-                       ("first_delta_p50_ms", "1st delta p50"), ("first_delta_p99_ms", "p99"),
-                       ("turn_p50_ms", "turn p50"), ("turn_p99_ms", "turn p99"),
-                       ("queued_events", "queued")])
+    print_table(
+        rows,
+        [
+            ("mode", "mode"),
+            ("store", "store"),
+            ("turns", "turns"),
+            ("echo_p50_ms", "echo p50 ms"),
+            ("echo_p99_ms", "echo p99"),
+            ("first_delta_p50_ms", "1st delta p50"),
+            ("first_delta_p99_ms", "p99"),
+            ("turn_p50_ms", "turn p50"),
+            ("turn_p99_ms", "turn p99"),
+            ("queued_events", "queued"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,13 @@ async def stream(room: str, content: str) -> None:
     seq = 0
     async for text in text_chunks(llm, content):
         seq += 1
-        frame = {"type": "delta", "message_id": message_id, "text": text,
-                 "session_id": room, "seq": seq}
+        frame = {
+            "type": "delta",
+            "message_id": message_id,
+            "text": text,
+            "session_id": room,
+            "seq": seq,
+        }
         await fan_out(room, orjson.dumps(frame).decode())
     await fan_out(room, orjson.dumps({"type": "done", "session_id": room, "seq": seq + 1}).decode())
 

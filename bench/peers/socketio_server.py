@@ -53,8 +53,13 @@ def build(redis_url: str, channel: str) -> Any:
             seq += 1
             await sio.emit(
                 "delta",
-                {"type": "delta", "message_id": message_id, "text": text,
-                 "session_id": room, "seq": seq},
+                {
+                    "type": "delta",
+                    "message_id": message_id,
+                    "text": text,
+                    "session_id": room,
+                    "seq": seq,
+                },
                 room=room,
             )
         await sio.emit("done", {"type": "done", "session_id": room, "seq": seq + 1}, room=room)

@@ -1,0 +1,171 @@
+"""Sockets: memory per idle socket and connect rate, up to 10,000 sockets on one process.
+
+    python -m bench.sockets [--levels 2000,10000] [--per-session 5] [--client-procs 4]
+                            [--impl ours,peer,baseline]
+
+One server process per implementation (its open-file limit raised with
+``resource.setrlimit`` before it starts, like the client processes'). First
+100 sockets are connected and kept (warm-up), and the server's VmRSS
+(/proc/<pid>/status) read; then sockets are added up to each level and VmRSS
+read again after a short settle: memory per idle socket = (RSS now - RSS
+after warm-up) / sockets added. Connect rate = sockets added / wall time,
+with 64 handshakes in flight per client process. Sockets are viewers of
+sessions (rooms) of ``--per-session`` sockets each. After the last level the
+sockets stay idle for ``--hold`` seconds and are counted: any closed by the
+server is reported as dropped. Rows go to bench/results/sockets.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .clients import Clients, split_round_robin
+from .common import (
+    create_rooms,
+    deploy,
+    emit_json,
+    log,
+    parse_list,
+    percentiles,
+    print_table,
+    proc_cpu_seconds,
+    proc_rss_bytes,
+    run,
+    standin_model,
+)
+from .streaming import KIND, compare, merge_results
+
+KEY = ("scenario", "impl", "mode", "sockets")
+WARM = 100
+
+
+async def measure(
+    dep: Any, levels: list[int], per_session: int, client_procs: int, hold: float, settle: float
+) -> list[dict[str, Any]]:
+    total = max(levels)
+    rooms = await create_rooms(dep, (total + per_session - 1) // per_session)
+    kind = KIND[dep.impl]
+    specs = []
+    for i in range(total):
+        room = rooms[i // per_session]
+        specs.append(
+            {
+                "kind": kind,
+                "url": room.viewer_urls[0],
+                "room": room.key,
+                "owner": False,
+                "start": None,
+            }
+        )
+    pid = dep.pids[0]
+    clients = Clients(client_procs)
+    rows = []
+    try:
+        await clients.connect(split_round_robin(specs[:WARM], client_procs))
+        await asyncio.sleep(settle)
+        rss0 = proc_rss_bytes(pid)
+        have = WARM
+        for level in levels:
+            batch = specs[have:level]
+            cpu0 = proc_cpu_seconds(pid)
+            conn = await clients.connect(split_round_robin(batch, client_procs))
+            cpu1 = proc_cpu_seconds(pid)
+            await asyncio.sleep(settle)
+            rss = proc_rss_bytes(pid)
+            have = level
+            p50, p99 = percentiles(conn["connect_ms"])
+            row = {
+                "sockets": level,
+                "added": len(batch),
+                "connect_failed": conn["failed"],
+                "failures": conn["failures"],
+                "connect_per_s": conn["connected"] / conn["wall_s"],
+                "server_cpu_us_per_connect": (cpu1 - cpu0) * 1e6 / max(1, conn["connected"]),
+                "connect_p50_ms": p50,
+                "connect_p99_ms": p99,
+                "rss_mb": rss / 2**20,
+                "rss_warm_mb": rss0 / 2**20,
+                "kb_per_socket": (rss - rss0) / 1024 / (level - WARM),
+                "client_rss_mb": conn["client_rss"] / 2**20,
+            }
+            rows.append(row)
+            log(
+                f"  {dep.impl}: {level} sockets, {row['kb_per_socket']:.1f} KB each, "
+                f"{row['connect_per_s']:.0f} connects/s, {conn['failed']} failed"
+            )
+        await asyncio.sleep(hold)
+        status = await clients.status()
+        for row in rows:
+            row["open_after_hold"] = status["open"]
+            row["dropped"] = status["dropped"]
+            row["close_codes"] = status["close_codes"]
+            row["connected"] = status["open"] + status["dropped"]
+    finally:
+        await clients.close(abort=True)
+    return rows
+
+
+async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    out = []
+    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
+    async with standin_model(logdir) as model_url:
+        for impl in args.impl:
+            async with deploy(impl, "embedded", model_url, logdir) as dep:
+                log(f"sockets {impl}: levels {args.levels}")
+                for row in await measure(
+                    dep, args.levels, args.per_session, args.client_procs, args.hold, args.settle
+                ):
+                    row.update(scenario="sockets", impl=impl, mode="embedded")
+                    emit_json(row)
+                    out.append(row)
+    return out
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", type=parse_list, default=[2000, 10000])
+    parser.add_argument("--per-session", type=int, default=5)
+    parser.add_argument("--client-procs", type=int, default=4)
+    parser.add_argument("--hold", type=float, default=2.0)
+    parser.add_argument("--settle", type=float, default=0.5)
+    parser.add_argument(
+        "--impl", type=lambda s: parse_list(s, str), default=["ours", "peer", "baseline"]
+    )
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+
+    async def go() -> None:
+        rows.extend(await main(args))
+
+    run(go())
+    merge_results("sockets", rows, KEY, {})
+    table = compare(
+        rows,
+        ("sockets",),
+        ["kb_per_socket", "connect_per_s", "dropped", "server_cpu_us_per_connect"],
+    )
+    print_table(
+        table,
+        [
+            ("sockets", "sockets"),
+            ("kb_per_socket:ours", "KB/socket"),
+            ("kb_per_socket:peer", "peer"),
+            ("kb_per_socket:baseline", "base"),
+            ("kb_per_socket:peer/ours", "peer/ours"),
+            ("connect_per_s:ours", "connects/s"),
+            ("connect_per_s:peer", "peer"),
+            ("connect_per_s:baseline", "base"),
+            ("server_cpu_us_per_connect:ours", "CPU us/connect"),
+            ("server_cpu_us_per_connect:peer", "peer"),
+            ("server_cpu_us_per_connect:baseline", "base"),
+            ("dropped:ours", "dropped"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    cli()

@@ -77,6 +77,7 @@ class SessionService:
         self._run_slots = asyncio.Semaphore(max_runs)  # more runs than this wait their turn
         self._drains: dict[str, _Drain] = {}
         self._watchdog: asyncio.Task[None] | None = None
+        self._closing = False  # a shutdown began: no new turn starts
 
     async def __aenter__(self) -> SessionService:
         await self.recover()
@@ -87,8 +88,10 @@ class SessionService:
     async def finish_runs(self, grace: float) -> None:
         """Let runs in progress end by themselves for up to ``grace`` seconds.
 
-        New messages still queue (they run after a restart, or on another process).
+        From now on no new turn starts here: messages are stored and acknowledged
+        and wait in the queue for the next process (or this one after a restart).
         """
+        self._closing = True
         running = [d.task for d in self._drains.values() if d.task is not None and d.run]
         if running:
             await asyncio.wait(running, timeout=grace)
@@ -289,6 +292,8 @@ class SessionService:
             run.decide(approval_id, Decision(kind == "approve", reason or None))
 
     def _ensure_drain(self, session_id: str, *, from_queue: bool = False) -> None:
+        if self._closing:
+            return
         drain = self._drains.get(session_id)
         if drain is not None:
             drain.more = True
@@ -312,7 +317,7 @@ class SessionService:
                     await asyncio.shield(self.channels.release_run(session_id))
                 # A message stored by another process while we held the lease
                 # found it taken and left the message to us.
-                if not await self.store.pending(session_id):
+                if self._closing or not await self.store.pending(session_id):
                     return
                 recovered = True  # those messages waited in the queue
         except Unavailable as exc:  # the watchdog (or the next message) starts it again
@@ -356,7 +361,7 @@ class SessionService:
                 await self._status(session_id, SessionStatus.ERROR, session.status)
 
     async def _turns(self, session_id: str, drain: _Drain, recovered: bool) -> None:
-        while True:
+        while not self._closing:
             drain.more = False
             message = await self.store.take_next(session_id)
             if message is None:

@@ -69,3 +69,47 @@ async def test_sigterm_interrupts_a_run_past_the_grace_period(
         assert await owner.closed() == 1001
     standin.release()
     assert await proc.stop() == 0
+
+
+async def test_a_message_during_shutdown_is_kept_for_the_next_start(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    """A message sent while the server drains is acknowledged, stored, and runs after a restart."""
+    standin.push(Text(["first ", "reply"], hold_after=1), Text(["second reply"]))
+    proc = server(tmp_path, standin, grace=30)
+    await proc.start()
+    async with Api(proc.base_url) as api:
+        created = await api.create()
+        owner = await api.join(created)
+        await owner.message("one", "c-1")
+        await owner.until_type("delta")
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+
+        async def draining() -> bool:
+            return (await api.http.get("/readyz")).status_code == 503
+
+        await poll(draining)
+        await owner.message("two", "c-2")
+        echo = await owner.until(
+            lambda f: f["type"] == "message" and f["message"]["content"] == "two"
+        )
+        assert echo["message"]["client_id"] == "c-2"
+        standin.release()
+        assert (await owner.until_idle())["status"] == "completed"
+        assert await owner.closed() == 1001
+    assert await proc.stop() == 0
+    await proc.start()
+    try:
+        async with Api(proc.base_url) as api:
+            back = await api.join(created)
+            if back.frames[0]["status"] != "completed":
+                await back.until_status("completed")
+            read = await api.http.get(
+                f"/agent/session/{created['session_id']}",
+                headers={"Authorization": f"Bearer {created['owner_token']}"},
+            )
+            contents = [m["content"] for m in read.json()["messages"]]
+            assert contents == ["one", "two", "first reply", "second reply"]  # arrival order
+    finally:
+        await proc.stop()

@@ -103,8 +103,11 @@ async def test_a_message_during_shutdown_is_kept_for_the_next_start(
     try:
         async with Api(proc.base_url) as api:
             back = await api.join(created)
-            if back.frames[0]["status"] != "completed":
-                await back.until_status("completed")
+            snapshot = [m["content"] for m in back.frames[1]["messages"]]
+            if "second reply" not in snapshot:  # the kept message runs right after start-up
+                await back.until(
+                    lambda f: f["type"] == "message" and f["message"]["content"] == "second reply"
+                )
             read = await api.http.get(
                 f"/agent/session/{created['session_id']}",
                 headers={"Authorization": f"Bearer {created['owner_token']}"},

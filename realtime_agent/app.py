@@ -39,6 +39,7 @@ from .tools.mcp import McpTools, load_mcp_config
 from .tools.registry import Tool, ToolRegistry, ToolSource, load_tools
 from .web import http
 from .web.components import Components
+from .web.handshake import timed_http_protocol
 from .web.ws import SessionSocket
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ def server_config(
         port=port,
         log_level=log_level,
         ws="websockets-sansio",
+        http=timed_http_protocol(settings.handshake_timeout_seconds),
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_ping_interval=settings.ws_ping_interval,

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="on SIGTERM, how long runs may go on before they are interrupted"
     )
+    handshake_timeout_seconds: float = Field(
+        10.0, gt=0, description="the first request head (or websocket upgrade) must arrive in this"
+    )
     ws_ping_interval: float = Field(20.0, gt=0, description="websocket keep-alive ping interval")
     delta_coalesce_ms: float = Field(
         5.0, ge=0, description="model chunks closer than this merge into one delta; 0: never"

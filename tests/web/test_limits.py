@@ -191,3 +191,15 @@ async def test_keepalive_drops_a_dead_peer_but_not_a_live_one(tmp_path: Path) ->
         await alive.send({"type": "ping", "id": "still here"})
         assert (await alive.until_type("pong"))["id"] == "still here"
         assert alive.conn.close_code is None
+
+
+async def test_a_slow_request_head_is_cut_at_the_handshake_timeout(tmp_path: Path) -> None:
+    """A client that never finishes its request head (slowloris) is disconnected."""
+    settings = settings_for(tmp_path, handshake_timeout_seconds=0.3)
+    async with RunningServer(settings) as server, Api(server.base_url) as api:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /agent/ws/sess-0 HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never ends
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""  # the server closed the connection
+        writer.close()
+        assert (await api.http.get("/healthz")).status_code == 200  # others are served

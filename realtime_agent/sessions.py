@@ -214,14 +214,16 @@ class SessionService:
                 message.turn = await self.store.current_turn(session_id)
             stored, created = await self.store.append_message(message)
             if created:
-                await self._emit(session_id, {"type": "message", "message": stored.to_wire()})
+                await self.channels.emit(
+                    session_id, {"type": "message", "message": stored.to_wire()}
+                )
                 if busy and on_busy in ("queue", "steer") and not stored.steered:
                     waiting = await self.store.pending(session_id)
                     position = next(
                         (i for i, m in enumerate(waiting, 1) if m.id == stored.id), None
                     )
                     if position is not None:  # None: the run already took it (another process)
-                        await self._emit(
+                        await self.channels.emit(
                             session_id,
                             {"type": "queued", "client_id": client_id, "position": position},
                         )
@@ -263,7 +265,7 @@ class SessionService:
             if session is None:
                 return None
             await self.store.set_autonomy(session_id, level)
-            await self._emit(
+            await self.channels.emit(
                 session_id,
                 {
                     "type": "autonomy",
@@ -350,7 +352,7 @@ class SessionService:
         if session.status.running:
             log.warning("run of %s was lost with its process; closing it", session_id)
             async with self.channels.lock(session_id):
-                await self._emit(
+                await self.channels.emit(
                     session_id,
                     {
                         "type": "error",
@@ -358,7 +360,9 @@ class SessionService:
                         "message": "the server stopped during this run",
                     },
                 )
-                await self._status(session_id, SessionStatus.ERROR, session.status)
+                await announce_status(
+                    self.store, self.channels, session_id, SessionStatus.ERROR, session.status
+                )
 
     async def _turns(self, session_id: str, drain: _Drain, recovered: bool) -> None:
         while not self._closing:
@@ -411,13 +415,3 @@ class SessionService:
             await answer_unanswered(run, run.state, "not run: the server failed during this run")
             await run.fail(RunErrorCode.INTERNAL, "the server failed during this run")
             await run.set_status(SessionStatus.ERROR)
-
-    # --- event helpers (callers hold the session lock) ---------------------------
-
-    async def _emit(self, session_id: str, frame: dict[str, Any]) -> None:
-        await self.channels.emit(session_id, frame)
-
-    async def _status(
-        self, session_id: str, status: SessionStatus, previous: SessionStatus
-    ) -> None:
-        await announce_status(self.store, self.channels, session_id, status, previous)

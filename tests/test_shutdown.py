@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.helpers import Api, poll
+from tests.helpers import Api, WSClient, poll
 from tests.processes import ServerProcess, clean_env
 from tests.standin_anthropic import AnthropicStandIn, Text
 
@@ -23,6 +23,17 @@ def server(tmp_path: Path, standin: AnthropicStandIn, grace: float) -> ServerPro
     )
 
 
+async def sigterm_mid_stream(api: Api, proc: ServerProcess) -> WSClient:
+    """A session whose run is streaming when the server gets SIGTERM."""
+    created = await api.create()
+    owner = await api.join(created)
+    await owner.message("go", "c-1")
+    await owner.until_type("delta")
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGTERM)
+    return owner
+
+
 async def test_sigterm_lets_a_run_finish_within_the_grace_period(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
@@ -31,12 +42,7 @@ async def test_sigterm_lets_a_run_finish_within_the_grace_period(
     proc = server(tmp_path, standin, grace=30)
     await proc.start()
     async with Api(proc.base_url) as api:
-        created = await api.create()
-        owner = await api.join(created)
-        await owner.message("go", "c-1")
-        await owner.until_type("delta")
-        assert proc.proc is not None
-        proc.proc.send_signal(signal.SIGTERM)
+        owner = await sigterm_mid_stream(api, proc)
 
         async def draining() -> bool:
             ready = await api.http.get("/readyz")
@@ -57,12 +63,7 @@ async def test_sigterm_interrupts_a_run_past_the_grace_period(
     proc = server(tmp_path, standin, grace=0.2)
     await proc.start()
     async with Api(proc.base_url) as api:
-        created = await api.create()
-        owner = await api.join(created)
-        await owner.message("go", "c-1")
-        await owner.until_type("delta")
-        assert proc.proc is not None
-        proc.proc.send_signal(signal.SIGTERM)
+        owner = await sigterm_mid_stream(api, proc)
         assert (await owner.until_idle())["status"] == "interrupted"
         kept = [e["message"]["content"] for e in owner.events() if e["type"] == "message"]
         assert kept == ["go", "partial "]

@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.schemas import SchemaGenerator
 
 from ..auth import Claims, api_key_matches, bearer
-from ..models import AutonomyLevel, Session
+from ..models import AutonomyLevel, Session, rfc3339
 from ..protocol import ChatBody, CreateSessionBody, FrameError, PatchSessionBody, json_schema
 from .components import Components
 
@@ -168,8 +168,8 @@ async def get_session(request: Request) -> JSONResponse:
             "character_id": session.character_id,
             "autonomy_level": int(session.autonomy_level),
             "status": session.status.value,
-            "created_at": session.created_at.isoformat().replace("+00:00", "Z"),
-            "updated_at": session.updated_at.isoformat().replace("+00:00", "Z"),
+            "created_at": rfc3339(session.created_at),
+            "updated_at": rfc3339(session.updated_at),
             "context": session.context,
             "messages": [m.to_wire() for m in messages],
         }

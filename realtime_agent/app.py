@@ -41,6 +41,7 @@ from .web import http
 from .web.components import Components
 from .web.handshake import timed_http_protocol
 from .web.ws import SessionSocket
+from .web.wsprotocol import DirectWebSocketProtocol
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -225,14 +226,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 def server_config(
     app: Starlette, settings: Settings, *, host: str, port: int, log_level: str = "info"
 ) -> uvicorn.Config:
-    """How uvicorn serves the app: the sans-I/O websocket implementation, our frame
-    limit (1009 past it), keep-alive pings, and permessage-deflate off unless asked for."""
+    """How uvicorn serves the app: the sans-I/O websocket implementation with our
+    direct frame path (:mod:`.web.wsprotocol`), our frame limit (1009 past it),
+    keep-alive pings, and permessage-deflate off unless asked for."""
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        ws="websockets-sansio",
+        ws=DirectWebSocketProtocol,
         http=timed_http_protocol(settings.handshake_timeout_seconds),
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,

@@ -60,8 +60,9 @@ class RunningServer:
     ``restart()`` stops it and serves a new app on the same port.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, ws: str | None = None) -> None:
         self.settings = settings
+        self.ws = ws  # e.g. "websockets-sansio": uvicorn's own protocol, without our direct path
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -80,6 +81,8 @@ class RunningServer:
             port=self.port,
             log_level="warning",
         )
+        if self.ws is not None:
+            config.ws = self.ws
         self._server = uvicorn.Server(config)
         # The test process keeps its own signal handling (uvicorn would take SIGINT).
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]

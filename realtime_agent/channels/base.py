@@ -2,15 +2,18 @@
 
 A backend numbers a session's events (``seq``), keeps a bounded recent history
 for resume, and hands every event to each local subscriber of the session.
-Delivery never awaits a socket: :meth:`Subscriber.deliver` only queues.
+Delivery never awaits a socket: :meth:`Subscriber.deliver` only writes to a
+buffer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from ..wsframe import text_frame
 
 #: Reserve a block of ``n`` seq numbers for a session; returns the last seq that
 #: may already have been used (the new block is ``start + 1 .. start + n``).
@@ -27,6 +30,17 @@ class Event:
     type: str
     text: str
     at: float = 0.0
+    _frame: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def frame(self) -> bytes:
+        """The websocket frame carrying :attr:`text`, built on first use and shared
+        by every socket the event is written to."""
+        frame = self._frame
+        if frame is None:
+            frame = text_frame(self.text)
+            object.__setattr__(self, "_frame", frame)  # a cache, not a change of value
+        return frame
 
 
 class Subscriber(Protocol):

@@ -254,11 +254,12 @@ class RedisChannels:
             return
         self._deliver(local, seq, body)
 
-    def _deliver(self, local: _Local, seq: int, body: str) -> None:
+    def _deliver(self, local: _Local, seq: int, body: str, event: Event | None = None) -> None:
         if local.last_seq is not None and seq <= local.last_seq:
             return
         local.last_seq = seq
-        event = Event(seq, "", body)
+        if event is None:
+            event = Event(seq, "", body)
         for sub in tuple(local.subs):
             sub.deliver(event)
 
@@ -353,7 +354,16 @@ class RedisChannels:
             seq = int(await self._emit(keys=keys, args=args))
             _reraise_cancel(before=before)  # an interrupt during the call must interrupt
             if seq > 0:
-                return Event(seq, frame["type"], f'{body.decode()},"seq":{seq}}}')
+                text = f'{body.decode()},"seq":{seq}}}'
+                event = Event(seq, frame["type"], text)
+                # This process's sockets need not wait for the pub/sub copy: when the
+                # event is the next one they expect, deliver it now (the copy is then
+                # dropped as already seen). Otherwise earlier events are still on
+                # their way, and the pub/sub path delivers all of them in order.
+                local = self._local.get(session_id)
+                if local is not None and local.filling is None and local.last_seq == seq - 1:
+                    self._deliver(local, seq, text, event)
+                return event
             if seq == -2 and init != "":
                 raise RuntimeError("emit.lua refused an initial seq; this is a bug")
             init = await self._reserve_block(session_id)

@@ -59,18 +59,20 @@ class PostgresStore:
     """The :class:`~realtime_agent.store.base.Store` on a PostgreSQL database.
 
     Several server processes share one database, so no in-process lock can
-    make a read-then-write atomic. Instead, every such write (the next
-    ``position`` in :meth:`append_message`, the next waiting message and turn
-    in :meth:`take_next`) runs in a transaction that first locks the session
-    row with ``SELECT ... FOR UPDATE``: writers of one session queue up on that
-    row, writers of different sessions never wait for each other. The reads
-    after the lock are separate statements on purpose: under READ COMMITTED
-    each statement takes a fresh snapshot, so it sees what the previous lock
-    holder committed (a subquery inside the locking statement would not).
-    ``UNIQUE (session_id, position)`` and ``UNIQUE (session_id, client_id)``
-    back this up in the schema. :meth:`reserve_seq` is a single ``UPDATE``,
-    atomic on its own. :meth:`migrate` serialises concurrent starts with a
-    session-level advisory lock.
+    make a read-then-write atomic. Instead, every such write first locks the
+    session row: :meth:`append_message` with the ``UPDATE`` of the session's
+    position counter (one statement), :meth:`take_next` with ``SELECT ... FOR
+    UPDATE`` in a transaction. Writers of one session queue up on that row,
+    writers of different sessions never wait for each other. The reads after
+    the lock in :meth:`take_next` are separate statements on purpose: under
+    READ COMMITTED each statement takes a fresh snapshot, so it sees what the
+    previous lock holder committed (a subquery inside the locking statement
+    would not; an ``UPDATE`` re-reads the row it waited for, which is why the
+    counter is safe in one statement). ``UNIQUE (session_id, position)`` and
+    ``UNIQUE (session_id, client_id)`` back this up in the schema.
+    :meth:`reserve_seq` is a single ``UPDATE``, atomic on its own.
+    :meth:`migrate` serialises concurrent starts with a session-level
+    advisory lock.
     """
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
@@ -221,42 +223,44 @@ class PostgresStore:
 
     async def append_message(self, message: Message) -> tuple[Message, bool]:
         sid = message.session_id
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM agent_sessions WHERE id = $1 FOR UPDATE", sid)
-            position = await conn.fetchval(
-                "SELECT COALESCE(MAX(position), 0) + 1 FROM agent_messages WHERE session_id = $1",
+        # One statement, one round trip: the UPDATE takes the session row's lock
+        # and, under READ COMMITTED, re-reads its latest counter, so concurrent
+        # appends get distinct, increasing positions. A repeated client_id writes
+        # nothing (only two racing copies of one can leave a harmless gap).
+        inserted = await self.pool.fetchval(
+            "WITH s AS (UPDATE agent_sessions SET last_position = last_position + 1,"
+            " updated_at = $14 WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM agent_messages"
+            " WHERE session_id = $2 AND client_id = $6::text) RETURNING last_position)"
+            f" INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"
+            " SELECT $1::text, $2::text, s.last_position, $3::text, $4::text,"
+            " $5::timestamptz, $6::text, $7::jsonb, $8::text, $9::text, $10::boolean,"
+            " $11::bigint, $12::smallint, $13::boolean"
+            " FROM s ON CONFLICT (session_id, client_id) DO NOTHING RETURNING position",
+            message.id,
+            sid,
+            message.role,
+            message.content,
+            message.timestamp,
+            message.client_id,
+            message.tool_calls or None,
+            message.call_id,
+            message.name,
+            message.is_error,
+            message.turn,
+            message.priority,
+            message.steered,
+            utcnow(),
+        )
+        if inserted is None:  # a repeated client_id (nothing written), or no such session
+            row = await self.pool.fetchrow(
+                f"SELECT {_MESSAGE_COLUMNS} FROM agent_messages"
+                " WHERE session_id = $1 AND client_id = $2",
                 sid,
-            )
-            inserted = await conn.fetchval(
-                f"INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                " ON CONFLICT (session_id, client_id) DO NOTHING RETURNING position",
-                message.id,
-                sid,
-                position,
-                message.role,
-                message.content,
-                message.timestamp,
                 message.client_id,
-                message.tool_calls or None,
-                message.call_id,
-                message.name,
-                message.is_error,
-                message.turn,
-                message.priority,
-                message.steered,
             )
-            if inserted is None:  # a repeated client_id: nothing was written
-                row = await conn.fetchrow(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM agent_messages"
-                    " WHERE session_id = $1 AND client_id = $2",
-                    sid,
-                    message.client_id,
-                )
-                return _message(row), False
-            await conn.execute(
-                "UPDATE agent_sessions SET updated_at = $2 WHERE id = $1", sid, utcnow()
-            )
+            if row is None:
+                raise LookupError(f"no session {sid!r} to append a message to")
+            return _message(row), False
         message.position = int(inserted)
         return message, True
 

@@ -1,9 +1,11 @@
 """The websocket endpoint ``/agent/ws/{session_id}``: handshake, reader, writer.
 
-Each connection runs its reader (this coroutine) and its writer
-(:class:`SocketSender`) in one task group. Bad frames get a connection
-``error`` and change nothing; an unexpected exception is caught here, once,
-logged, and the socket closed with 1011.
+Each connection is its reader (this coroutine); what it sends goes through
+its :class:`SocketSender`, straight to the transport on our uvicorn protocol
+(no task per socket), else through a writer task in the connection's task
+group. Bad frames get a connection ``error`` and change nothing; an
+unexpected exception is caught here, once, logged, and the socket closed
+with 1011.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from ..protocol import (
 )
 from ..sessions import Welcome
 from .components import Components
-from .sender import SocketClosed, SocketSender
+from .sender import FrameSink, QueuedSink, SocketClosed, SocketSender
+from .wsprotocol import DIRECT_SINK
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,8 @@ async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
         return await ws.send_denial_response(_deny(429, refused))
     try:
         await ws.accept(subprotocol=subprotocol)
-        await Connection(c, ws, send, claims).serve(after)
+        direct: FrameSink | None = scope["extensions"].get(DIRECT_SINK)
+        await Connection(c, ws, direct or QueuedSink(send), claims).serve(after)
     finally:
         c.sockets.release(session_id, address)
 
@@ -121,12 +125,13 @@ async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
 class Connection:
     """One accepted socket of a session."""
 
-    def __init__(self, c: Components, ws: WebSocket, send: Send, claims: Claims) -> None:
+    def __init__(self, c: Components, ws: WebSocket, sink: FrameSink, claims: Claims) -> None:
         self.c = c
         self.ws = ws
         self.claims = claims
         self.session_id = claims.session_id
-        self.sender = SocketSender(send, c.settings.send_queue_bytes)
+        self.sink = sink
+        self.sender = SocketSender(sink, c.settings.send_queue_bytes)
         self.bucket = TokenBucket(c.settings.rate_limit_per_second, c.settings.rate_limit_burst)
         self.strikes = 0  # frames refused in a row by the rate limit
 
@@ -134,7 +139,8 @@ class Connection:
         sender = self.sender
         try:
             async with asyncio.TaskGroup() as tg:
-                writer = tg.create_task(sender.run())
+                sink = self.sink
+                writer = tg.create_task(sink.run()) if isinstance(sink, QueuedSink) else None
                 welcome = await self.c.sessions.join(self.session_id, sender, after)
                 if welcome is None:
                     sender.close(CloseCode.SESSION_DELETED, "session deleted")
@@ -142,9 +148,9 @@ class Connection:
                     self._greet(welcome, after)
                     async with self.c.channels.watch(self.session_id, self._on_signal):
                         await self._read()
-                    if sender.close_code is None:  # the client left
+                    if sender.close_code is None and writer is not None:  # the client left
                         writer.cancel()
-                    # else: we are closing: the writer sends the close frame, then ends
+                    # else: we are closing: a writer sends the close frame, then ends
         except* SocketClosed:
             pass
         except* Unavailable as group:  # Redis or the store is briefly gone: come back later
@@ -160,6 +166,9 @@ class Connection:
                 log.warning("websocket %s left without presence update: %s", self.session_id, exc)
 
     async def _close_quietly(self, code: int, reason: str) -> None:
+        if not isinstance(self.sink, QueuedSink):  # closes without waiting on the peer
+            self.sender.close(code, reason, flush=True)
+            return
         try:
             await self.ws.close(code, reason)
         except Exception:  # the socket may be gone already; nothing more to tell it
@@ -210,8 +219,8 @@ class Connection:
         loop = asyncio.get_running_loop()
         while True:
             message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
+            if message["type"] == "websocket.disconnect" or self.sender.close_code is not None:
+                return  # the client left, or we are closing: what it sent is not acted on
             if not self.bucket.take(loop.time()):
                 self.strikes += 1
                 if self.strikes > self.bucket.burst:  # sustained abuse, not a burst

@@ -1,0 +1,58 @@
+"""uvicorn's websockets-sansio protocol with a direct frame path for the session socket.
+
+uvicorn's ASGI ``send`` frames every message with the websockets state
+machine, in Python, per socket. A session event is the same bytes for every
+socket (:attr:`~realtime_agent.channels.base.Event.frame`), so this protocol
+offers itself to the app as a :class:`~realtime_agent.web.sender.FrameSink`
+(scope extension :data:`DIRECT_SINK`) that writes such bytes straight to the
+transport: no task, queue, await or framing per socket and event. The
+handshake, reading, keep-alive pings and closing stay uvicorn's.
+
+The fast path is offered only without permessage-deflate (frames would have to
+be compressed per socket); with it, the app falls back to the ASGI ``send``.
+"""
+
+from __future__ import annotations
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from ..wsframe import text_frame
+
+#: The scope extension under which the protocol offers itself as a frame sink.
+DIRECT_SINK = "realtime_agent.direct_sink"
+
+
+class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
+    """The session socket's transport, usable as a frame sink."""
+
+    async def run_asgi(self) -> None:
+        if not self.conn.extensions:  # no permessage-deflate: frames are the same for all
+            extensions: dict[str, object] = self.scope["extensions"]  # type: ignore[assignment]
+            extensions[DIRECT_SINK] = self
+        await super().run_asgi()
+
+    def write(self, text: str, frame: bytes | None) -> None:
+        if self.close_sent or self.disconnected:
+            return
+        self.transport.write(frame if frame is not None else text_frame(text))
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str, flush: bool) -> None:
+        """uvicorn's ``websocket.close``, without waiting for the buffer to drain.
+
+        The close frame goes after what is buffered (a slow reader reads it last,
+        or the close timer ends the connection); the reader gets its disconnect
+        at once. ``flush`` makes no difference: written bytes are the kernel's.
+        """
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)

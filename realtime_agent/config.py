@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     max_content_chars: int = Field(100_000, ge=1, description="message content; past: too_long")
     max_event_bytes: int = Field(64 * 1024, ge=4096, description="one server event")
     send_queue_bytes: int = Field(
-        1 << 20, ge=1024, description="per-socket send queue; past: close 1013"
+        1 << 20, ge=1024, description="per-socket send bound (bytes buffered); past: close 1013"
     )
     history_events: int = Field(1000, ge=1, description="resume history kept, at least")
     history_seconds: float = Field(120.0, gt=0, description="resume history kept, at least")

@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         min_events=settings.history_events,
                         min_seconds=settings.history_seconds,
                         max_events=settings.history_max_events,
+                        max_bytes=settings.history_max_bytes,
                         idle_seconds=settings.cache_ttl_seconds,
                     )
                 )

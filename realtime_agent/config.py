@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     history_max_events: int = Field(
         20_000, ge=1, description="hard cap on resume history per session (memory bound)"
     )
+    history_max_bytes: int = Field(
+        4 << 20,
+        ge=1024,
+        description="hard cap on the in-process resume history per session, in bytes "
+        "(embedded mode; memory bound)",
+    )
     ws_per_message_deflate: bool = Field(
         False, description="accept permessage-deflate (2.4x memory per socket)"
     )

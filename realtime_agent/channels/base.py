@@ -73,6 +73,9 @@ class ChannelLayer(Protocol):
     #: Why the layer cannot serve right now (``None`` when healthy); ``/readyz`` shows it.
     problem: str | None
 
+    def held(self) -> tuple[int, int]:
+        """Resume history this process holds in memory: (events, bytes of text)."""
+
     async def emit(self, session_id: str, frame: dict[str, Any]) -> Event:
         """Give ``frame`` the next ``seq`` and ``ts``, keep it in history, deliver it."""
 

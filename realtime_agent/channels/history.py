@@ -12,28 +12,39 @@ class History:
     """A session's recent events, kept for resume.
 
     Holds at least the last ``min_events`` events and every event of the last
-    ``min_seconds``, and never more than ``max_events`` (the memory bound).
+    ``min_seconds``, and never more than ``max_events`` events or ``max_bytes``
+    of event text (the memory bounds; the newest event is always kept).
     """
 
-    __slots__ = ("_events", "_max", "_min_events", "_min_seconds")
+    __slots__ = ("_bytes", "_events", "_max", "_max_bytes", "_min_events", "_min_seconds")
 
-    def __init__(self, min_events: int, min_seconds: float, max_events: int) -> None:
+    def __init__(
+        self, min_events: int, min_seconds: float, max_events: int, max_bytes: int
+    ) -> None:
         self._events: deque[Event] = deque()
+        self._bytes = 0  # characters of text held (bytes for ASCII frames)
         self._min_events = min_events
         self._min_seconds = min_seconds
         self._max = max(max_events, min_events)
+        self._max_bytes = max_bytes
 
     def __len__(self) -> int:
         return len(self._events)
 
+    @property
+    def size(self) -> int:
+        """Characters of event text held."""
+        return self._bytes
+
     def append(self, event: Event) -> None:
         events = self._events
         events.append(event)
-        if len(events) > self._max:
-            events.popleft()
+        self._bytes += len(event.text)
+        while len(events) > 1 and (len(events) > self._max or self._bytes > self._max_bytes):
+            self._bytes -= len(events.popleft().text)
         horizon = event.at - self._min_seconds
         while len(events) > self._min_events and events[0].at < horizon:
-            events.popleft()
+            self._bytes -= len(events.popleft().text)
 
     def since(self, after: int, last_seq: int) -> list[Event] | None:
         """Every event with ``seq > after`` up to ``last_seq``, or ``None`` if any is gone."""

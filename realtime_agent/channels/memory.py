@@ -44,12 +44,13 @@ class MemoryChannels:
         min_events: int,
         min_seconds: float,
         max_events: int,
+        max_bytes: int,
         idle_seconds: float = 86_400,
     ) -> None:
         """``idle_seconds``: a session with no socket and no event for that long is
         forgotten (its history freed; its seq continues from the next reserved block)."""
         self._reserve = reserve
-        self._history_args = (min_events, min_seconds, max_events)
+        self._history_args = (min_events, min_seconds, max_events, max_bytes)
         self._idle = idle_seconds
         self._channels: dict[str, _Channel] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -80,6 +81,10 @@ class MemoryChannels:
                 elif chan.last_seq >= chan.seq_limit:
                     chan.seq_limit = await self._reserve(session_id, SEQ_BLOCK) + SEQ_BLOCK
         return chan
+
+    def held(self) -> tuple[int, int]:
+        histories = [chan.history for chan in self._channels.values()]
+        return sum(map(len, histories)), sum(h.size for h in histories)
 
     async def emit(self, session_id: str, frame: dict[str, Any]) -> Event:
         chan = await self._channel(session_id)

@@ -330,6 +330,9 @@ class RedisChannels:
         self._marks[session_id] = floor + SEQ_BLOCK
         return floor
 
+    def held(self) -> tuple[int, int]:
+        return 0, 0  # the history lives in Redis
+
     async def emit(self, session_id: str, frame: dict[str, Any]) -> Event:
         frame["session_id"] = session_id
         frame["ts"] = rfc3339(utcnow())

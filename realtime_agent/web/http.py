@@ -273,16 +273,19 @@ async def openapi(request: Request) -> Response:
 
 async def healthz(request: Request) -> JSONResponse:
     """
-    summary: Liveness, with the process's open sockets and asyncio tasks
+    summary: Liveness, with the process's open sockets, asyncio tasks and the
+      resume history it holds in memory (events, bytes; embedded mode)
     responses:
       200: {description: the process is alive}
     """
-    sockets = _components(request).sockets
+    c = _components(request)
+    events, size = c.channels.held()
     return JSONResponse(
         {
             "status": "ok",
-            "sockets": sum(sockets.sessions.values()),
+            "sockets": sum(c.sockets.sessions.values()),
             "tasks": len(asyncio.all_tasks()),
+            "history": {"events": events, "bytes": size},
         }
     )
 

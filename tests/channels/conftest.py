@@ -22,7 +22,12 @@ L = TypeVar("L", bound=MemoryChannels | RedisChannels)
 #: Bounds every wait of the suite; waits end on a condition, never on time.
 WAIT = 5.0
 #: A history far larger than any test needs, unless a test asks for a small one.
-HISTORY: dict[str, Any] = {"min_events": 100, "min_seconds": 60.0, "max_events": 1000}
+HISTORY: dict[str, Any] = {
+    "min_events": 100,
+    "min_seconds": 60.0,
+    "max_events": 1000,
+    "max_bytes": 1 << 24,
+}
 
 
 class SeqBook:
@@ -203,7 +208,7 @@ class RedisLayers(Layers):
         client = Redis.from_url(REDIS_URL, client_name=name)
         self._stack.push_async_callback(client.aclose)
         options: dict[str, Any] = {
-            **HISTORY,
+            **{k: v for k, v in HISTORY.items() if k != "max_bytes"},  # in-process only
             "history_ttl": 600,
             "lease_seconds": 1.0,
             "probe_seconds": 0.2,

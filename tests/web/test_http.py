@@ -502,9 +502,18 @@ async def test_tools_lists_the_builtins(api: Api) -> None:
 
 
 async def test_healthz_and_readyz(api: Api) -> None:
-    """/healthz answers 200 and /readyz answers 200 with status ready."""
+    """/healthz answers 200 with what the process holds; /readyz 200 with status ready."""
     health = await api.http.get("/healthz")
     assert health.status_code == 200
+    assert health.json()["history"] == {"events": 0, "bytes": 0}
+    created = await api.create()
+    owner = await api.join(created)
+    await owner.message("hello", "c-1")
+    await owner.until_idle()
+    held = (await api.http.get("/healthz")).json()
+    assert held["sockets"] == 1
+    assert held["history"]["events"] == len(owner.events())
+    assert held["history"]["bytes"] > 0
     ready = await api.http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"

@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     tool_timeout=settings.tool_timeout_seconds,
                     max_event_bytes=settings.max_event_bytes,
                     coalesce_seconds=settings.delta_coalesce_ms / 1000,
+                    coalesce_max_seconds=settings.delta_coalesce_max_ms / 1000,
                 ),
             )
             rescan = None if settings.redis_url is None else settings.run_lease_seconds / 3

@@ -4,7 +4,9 @@ A chunk that comes after a quiet spell of at least ``window`` seconds goes out
 at once: light load is never delayed. Chunks that come faster are merged and
 sent together ``window`` after the previous send: heavy load becomes fewer,
 larger deltas (the per-socket cost of an event, not of a byte, is what limits
-fan-out). The protocol is unchanged: the deltas of a message, joined, still
+fan-out). While every send keeps merging several chunks (a sustained fast
+stream) the window doubles, up to ``max_window``; a send of a single chunk
+brings it back to ``window``. The protocol is unchanged: the deltas of a message, joined, still
 equal its final content, because only text that was sent counts as said.
 """
 
@@ -23,10 +25,15 @@ class Coalescer:
     """
 
     def __init__(
-        self, send: Callable[[str], Awaitable[None]], window: float, max_batch: int = 16_384
+        self,
+        send: Callable[[str], Awaitable[None]],
+        window: float,
+        max_window: float | None = None,
+        max_batch: int = 16_384,
     ) -> None:
         self._send = send
-        self._window = window
+        self._base = self._window = window
+        self._max_window = max(window, max_window if max_window is not None else window)
         self._max_batch = max_batch  # merging more saves little and makes bursts
         self._size = 0
         self._loop = asyncio.get_running_loop()
@@ -35,6 +42,11 @@ class Coalescer:
         self._lock = asyncio.Lock()  # one send at a time, in order
         self._timer: asyncio.Task[None] | None = None
         self._sleeping = False
+
+    @property
+    def window(self) -> float:
+        """The current merge window (seconds)."""
+        return self._window
 
     async def __aenter__(self) -> Coalescer:
         return self
@@ -85,6 +97,8 @@ class Coalescer:
             if not self._pending:
                 return
             text = "".join(self._pending)
+            merged = len(self._pending) > 1
+            self._window = min(self._window * 2, self._max_window) if merged else self._base
             self._pending.clear()
             self._size = 0
             self._last = self._loop.time()

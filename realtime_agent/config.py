@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     delta_coalesce_ms: float = Field(
         5.0, ge=0, description="model chunks closer than this merge into one delta; 0: never"
     )
+    delta_coalesce_max_ms: float = Field(
+        20.0,
+        ge=0,
+        description="the merge window grows up to this while a stream stays fast",
+    )
     demo_chunk_delay: float = Field(
         0.02, ge=0, description="seconds between the demo model's chunks"
     )

@@ -92,6 +92,7 @@ class AgentConfig:
     tool_timeout: float
     max_event_bytes: int
     coalesce_seconds: float = 0.005
+    coalesce_max_seconds: float = 0.02
 
 
 class Agent:
@@ -195,7 +196,9 @@ class Agent:
 
         async with (
             asyncio.timeout(self.config.llm_timeout),
-            Coalescer(send, self.config.coalesce_seconds) as deltas,
+            Coalescer(
+                send, self.config.coalesce_seconds, self.config.coalesce_max_seconds
+            ) as deltas,
             self.llm.stream(
                 system=self.config.system, messages=messages, tools=self.tools.specs()
             ) as events,

@@ -94,3 +94,27 @@ async def test_a_failure_still_sends_what_was_merged() -> None:
             await deltas.add("two")
             raise RuntimeError("the stream dropped")
     assert sent == ["one ", "two"]
+
+
+async def test_a_sustained_stream_widens_the_window_and_a_single_chunk_resets_it() -> None:
+    """Every send that merges doubles the window up to its maximum; a send of one
+    chunk brings it back, so a stream that slows down is not delayed."""
+    sends: asyncio.Queue[str] = asyncio.Queue()
+
+    async def send(text: str) -> None:
+        sends.put_nowait(text)
+
+    windows = []
+    async with Coalescer(send, window=0.05, max_window=0.2) as deltas:
+        await deltas.add("a")  # a lone chunk: sent at once
+        assert await sends.get() == "a"
+        windows.append(deltas.window)
+        for _ in range(4):  # two chunks per window: every timed send merges
+            await deltas.add("b")
+            await deltas.add("c")
+            assert await sends.get() == "bc"
+            windows.append(deltas.window)
+        await deltas.add("d")  # one chunk in the window: sent alone by the timer
+        assert await sends.get() == "d"
+        windows.append(deltas.window)
+    assert windows == [0.05, 0.1, 0.2, 0.2, 0.2, 0.05]

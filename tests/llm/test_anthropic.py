@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import anthropic
 import httpx2
 import pytest
-from anthropic.lib.streaming import (
-    ParsedContentBlockStopEvent,
-    ParsedMessageStopEvent,
-    ParsedMessageStreamEvent,
-    TextEvent,
-)
-from anthropic.types import (
-    ParsedMessage,
-    RawContentBlockDeltaEvent,
-    RawContentBlockStartEvent,
-    TextBlock,
-    ToolUseBlock,
-    Usage,
-)
-from anthropic.types import TextDelta as SDKTextDelta
+from anthropic.types import RawMessageStreamEvent
+from pydantic import TypeAdapter
 
-from realtime_agent.llm.anthropic import AnthropicLLM, map_event
+from realtime_agent.llm.anthropic import AnthropicLLM, EventMapper
 from realtime_agent.llm.base import LLM, Finished, LLMError, LLMEvent, TextDelta, ToolSpec, ToolUse
 from tests.standin_anthropic import (
     AnthropicStandIn,
@@ -272,71 +259,116 @@ async def test_request_carries_model_system_and_tools(
 # -- the pure mapping ---------------------------------------------------------
 
 
-def _message_stop(stop_reason: str | None) -> ParsedMessageStopEvent[None]:
-    message = ParsedMessage[None].model_validate(
+RAW_EVENT: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
+
+
+def _raw(events: list[dict[str, Any]]) -> list[RawMessageStreamEvent]:
+    """Raw SDK events from their wire form."""
+    return [RAW_EVENT.validate_python(e) for e in events]
+
+
+def _start(index: int, block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_start", "index": index, "content_block": block}
+
+
+def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+def _stop(index: int) -> dict[str, Any]:
+    return {"type": "content_block_stop", "index": index}
+
+
+def _tool(call_id: str, name: str) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+
+
+def _json(piece: str) -> dict[str, Any]:
+    return {"type": "input_json_delta", "partial_json": piece}
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text_delta", "text": text}
+
+
+MESSAGE_START = {
+    "type": "message_start",
+    "message": {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-test",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 0},
+    },
+}
+
+
+def _message_end(stop_reason: str) -> list[dict[str, Any]]:
+    return [
         {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-test",
-            "content": [],
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": Usage(input_tokens=1, output_tokens=2),
-        }
-    )
-    return ParsedMessageStopEvent[None](type="message_stop", message=message)
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+            "usage": {"output_tokens": 2},
+        },
+        {"type": "message_stop"},
+    ]
 
 
-def _block_stop(block: dict[str, Any] | ToolUseBlock) -> ParsedContentBlockStopEvent[None]:
-    return ParsedContentBlockStopEvent[None].model_validate(
-        {"type": "content_block_stop", "index": 0, "content_block": block}
-    )
+def _mapped(events: list[dict[str, Any]]) -> list[LLMEvent]:
+    mapper = EventMapper()
+    return [e for e in map(mapper.feed, _raw(events)) if e is not None]
+
+
+def test_text_deltas_map_one_to_one_and_the_stop_reason_comes_last() -> None:
+    events = [
+        MESSAGE_START,
+        _start(0, {"type": "text", "text": ""}),
+        _delta(0, _text("Oh. ")),
+        _delta(0, _text("Hi")),
+        _stop(0),
+        *_message_end("end_turn"),
+    ]
+    assert _mapped(events) == [TextDelta("Oh. "), TextDelta("Hi"), Finished("end_turn")]
+
+
+def test_tool_calls_arrive_whole_when_their_block_ends() -> None:
+    """Interleaved pieces of two tool inputs are joined per block index and parsed."""
+    events = [
+        MESSAGE_START,
+        _start(0, {"type": "text", "text": ""}),
+        _delta(0, _text("Let me look.")),
+        _stop(0),
+        _start(1, _tool("t1", "f")),
+        _delta(1, _json('{"a": ')),
+        _start(2, _tool("t2", "g")),
+        _delta(2, _json("")),
+        _delta(1, _json("[1, ")),
+        _delta(1, _json('"é"]}')),
+        _stop(2),
+        _stop(1),
+        *_message_end("tool_use"),
+    ]
+    assert _mapped(events) == [
+        TextDelta("Let me look."),
+        ToolUse("t2", "g", {}),
+        ToolUse("t1", "f", {"a": [1, "é"]}),
+        Finished("tool_use"),
+    ]
 
 
 @pytest.mark.parametrize(
-    ("event", "expected"),
-    [
-        (TextEvent(type="text", text="Hi", snapshot="Oh. Hi"), TextDelta("Hi")),
-        (
-            _block_stop({"type": "tool_use", "id": "t1", "name": "f", "input": {"a": [1]}}),
-            ToolUse("t1", "f", {"a": [1]}),
-        ),
-        (
-            _block_stop({"type": "tool_use", "id": "t2", "name": "g", "input": {}}),
-            ToolUse("t2", "g", {}),
-        ),
-        (_message_stop("end_turn"), Finished("end_turn")),
-        (_message_stop("max_tokens"), Finished("max_tokens")),
-        (_block_stop({"type": "text", "text": "Oh. Hi"}), None),
-        (
-            RawContentBlockDeltaEvent(
-                type="content_block_delta",
-                index=0,
-                delta=SDKTextDelta(type="text_delta", text="Hi"),
-            ),
-            None,
-        ),
-        (
-            RawContentBlockStartEvent(
-                type="content_block_start", index=0, content_block=TextBlock(type="text", text="")
-            ),
-            None,
-        ),
-    ],
+    ("pieces", "error"),
+    [(["[1, ", "2]"], "not a JSON object"), (['{"a": ', "1"], "not valid JSON")],
 )
-def test_map_event(event: ParsedMessageStreamEvent[None], expected: LLMEvent | None) -> None:
-    """Each SDK event maps to at most one of ours: text, finished tool call, stop."""
-    assert map_event(event) == expected
-
-
-def test_map_event_rejects_a_non_object_tool_input() -> None:
-    """A tool input that is not a JSON object raises LLMError."""
-    block = ToolUseBlock.model_construct(
-        type="tool_use", id="t1", name="f", input=cast(Any, [1, 2])
-    )
-    with pytest.raises(LLMError, match="not a JSON object"):
-        map_event(_block_stop(block))
+def test_a_tool_input_that_is_not_a_json_object_is_an_llm_error(
+    pieces: list[str], error: str
+) -> None:
+    events = [_start(0, _tool("t1", "f")), *(_delta(0, _json(p)) for p in pieces), _stop(0)]
+    with pytest.raises(LLMError, match=error):
+        _mapped(events)
 
 
 # -- the stand-in itself ------------------------------------------------------

@@ -6,7 +6,10 @@ sent together ``window`` after the previous send: heavy load becomes fewer,
 larger deltas (the per-socket cost of an event, not of a byte, is what limits
 fan-out). While every send keeps merging several chunks (a sustained fast
 stream) the window doubles, up to ``max_window``; a send of a single chunk
-brings it back to ``window``. The protocol is unchanged: the deltas of a message, joined, still
+brings it back to ``window``. And the window is never less than twice what
+the last send took (up to ``max_window``): a session whose fan-out is
+expensive (a thousand sockets) gets merged deltas before the loop falls
+behind, instead of after. The protocol is unchanged: the deltas of a message, joined, still
 equal its final content, because only text that was sent counts as said.
 """
 
@@ -97,9 +100,10 @@ class Coalescer:
             if not self._pending:
                 return
             text = "".join(self._pending)
-            merged = len(self._pending) > 1
-            self._window = min(self._window * 2, self._max_window) if merged else self._base
+            window = self._window * 2 if len(self._pending) > 1 else self._base
             self._pending.clear()
             self._size = 0
-            self._last = self._loop.time()
+            self._last = start = self._loop.time()
             await self._send(text)
+            took = self._loop.time() - start
+            self._window = min(max(window, 2 * took), self._max_window)

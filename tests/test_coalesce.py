@@ -118,3 +118,17 @@ async def test_a_sustained_stream_widens_the_window_and_a_single_chunk_resets_it
         assert await sends.get() == "d"
         windows.append(deltas.window)
     assert windows == [0.05, 0.1, 0.2, 0.2, 0.2, 0.05]
+
+
+async def test_a_slow_send_widens_the_window() -> None:
+    """The window is at least twice what the last send took, up to its maximum."""
+
+    async def slow_send(text: str) -> None:
+        await asyncio.sleep(0.05)  # a send that takes this long (an expensive fan-out)
+
+    async with Coalescer(slow_send, window=0.001, max_window=10) as deltas:
+        await deltas.add("a")
+        assert deltas.window >= 0.1
+    async with Coalescer(slow_send, window=0.001, max_window=0.02) as capped:
+        await capped.add("a")
+        assert capped.window == 0.02

@@ -106,4 +106,5 @@ class Coalescer:
             self._last = start = self._loop.time()
             await self._send(text)
             took = self._loop.time() - start
-            self._window = min(max(window, 2 * took), self._max_window)
+            if self._base:  # a window of 0 means never merge
+                self._window = min(max(window, 2 * took), self._max_window)

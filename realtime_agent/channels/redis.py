@@ -432,8 +432,17 @@ class RedisChannels:
             await self._detach(session_id, local)
 
     async def close_session(self, session_id: str, code: int, reason: str) -> None:
-        await self._redis.publish(self._key("ch", session_id), f"!|close|{int(code)}|{reason}")
+        body = f"close|{int(code)}|{reason}"
+        await self._redis.publish(self._key("ch", session_id), f"!|{body}")
+        self._control_here(session_id, body)
         await self._redis.delete(self._key("hist", session_id))
+
+    def _control_here(self, session_id: str, body: str) -> None:
+        """Apply a closing control to this process's sockets now, not when its pub/sub
+        copy comes back: events emitted after it reach local sockets directly
+        (:meth:`emit`), and must not overtake it. Closing twice is harmless."""
+        if (local := self._local.get(session_id)) is not None:
+            self._control(local, body)
 
     def close_local(self, code: int, reason: str) -> None:
         for local in self._local.values():
@@ -503,6 +512,8 @@ class RedisChannels:
 
     async def signal(self, session_id: str, kind: str) -> None:
         await self._redis.publish(self._key("ch", session_id), f"!|{kind}")
+        if kind.startswith("revoke-viewers|"):
+            self._control_here(session_id, kind)
 
     @asynccontextmanager
     async def watch(self, session_id: str, handler: ControlHandler) -> AsyncIterator[None]:

@@ -102,6 +102,9 @@ def _api_errors() -> Iterator[None]:
         # The SDK wraps transport errors only while sending the request; a
         # connection lost or timed out mid-stream surfaces raw from httpx2.
         raise LLMError(f"Anthropic API connection lost mid-stream: {exc!r}") from exc
+    except ValueError as exc:
+        # An SSE event the SDK cannot decode (bad JSON, bad UTF-8) is a failed call too.
+        raise LLMError(f"Anthropic API sent an unreadable event: {exc}") from exc
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:

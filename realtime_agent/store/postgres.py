@@ -226,9 +226,13 @@ class PostgresStore:
         # One statement, one round trip: the UPDATE takes the session row's lock
         # and, under READ COMMITTED, re-reads its latest counter, so concurrent
         # appends get distinct, increasing positions. A repeated client_id writes
-        # nothing (only two racing copies of one can leave a harmless gap).
+        # nothing (only two racing copies of one can leave a harmless gap). The
+        # GREATEST catches the counter up with positions written by a process of
+        # the previous version (MAX()+1) during a rolling upgrade.
         inserted = await self.pool.fetchval(
-            "WITH s AS (UPDATE agent_sessions SET last_position = last_position + 1,"
+            "WITH s AS (UPDATE agent_sessions SET last_position = GREATEST(last_position,"
+            " (SELECT COALESCE(MAX(position), 0) FROM agent_messages WHERE session_id = $2))"
+            " + 1,"
             " updated_at = $14 WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM agent_messages"
             " WHERE session_id = $2 AND client_id = $6::text) RETURNING last_position)"
             f" INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"

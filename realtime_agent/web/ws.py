@@ -116,7 +116,7 @@ async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
         return await ws.send_denial_response(_deny(429, refused))
     try:
         await ws.accept(subprotocol=subprotocol)
-        direct: FrameSink | None = scope["extensions"].get(DIRECT_SINK)
+        direct: FrameSink | None = (scope.get("extensions") or {}).get(DIRECT_SINK)
         await Connection(c, ws, direct or QueuedSink(send), claims).serve(after)
     finally:
         c.sockets.release(session_id, address)

@@ -15,6 +15,7 @@ be compressed per socket); with it, the app falls back to the ASGI ``send``.
 from __future__ import annotations
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from ..wsframe import text_frame
 
@@ -32,7 +33,9 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().run_asgi()
 
     def write(self, text: str, frame: bytes | None) -> None:
-        if self.close_sent or self.disconnected:
+        # Not after a close frame, ours or the peer's (uvicorn answers a peer's close
+        # and a shutdown's 1012 without setting close_sent).
+        if self.close_sent or self.disconnected or self.conn.state is not State.OPEN:
             return
         self.transport.write(frame if frame is not None else text_frame(text))
 
@@ -42,9 +45,11 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def close(self, code: int, reason: str, flush: bool) -> None:
         """uvicorn's ``websocket.close``, without waiting for the buffer to drain.
 
-        The close frame goes after what is buffered (a slow reader reads it last,
-        or the close timer ends the connection); the reader gets its disconnect
-        at once. ``flush`` makes no difference: written bytes are the kernel's.
+        The close frame goes after what is buffered (a slow reader reads it last);
+        if the peer has not answered within uvicorn's close timeout, the
+        connection is aborted, dropping what is still buffered, so a reader that
+        stopped reading holds no memory past it. The reader gets its disconnect
+        at once. ``flush`` makes no difference: written bytes cannot be taken back.
         """
         if self.close_sent or self.disconnected or self.transport.is_closing():
             return
@@ -55,4 +60,4 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
-        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)

@@ -31,6 +31,20 @@ async def _init_connection(conn: Any) -> None:
     )
 
 
+async def _reset_connection(conn: Any) -> None:
+    """What a connection needs before it goes back to the pool.
+
+    asyncpg's default sends a reset query (advisory unlock, ``CLOSE ALL``,
+    ``UNLISTEN``, ``RESET ALL``) on every release: one more round trip per
+    statement, a third of the time of a message append. Nothing here leaves
+    session state on a pooled connection (:meth:`PostgresStore.migrate` locks
+    on a connection of its own), so only a transaction that an interruption
+    left open needs undoing.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 def _message(row: Any) -> Message:
     # The selected columns are named exactly as the Message fields.
     return Message(**dict(row))
@@ -83,7 +97,11 @@ class PostgresStore:
 
     async def __aenter__(self) -> PostgresStore:
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=self._min_size, max_size=self._max_size, init=_init_connection
+            self._dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            init=_init_connection,
+            reset=_reset_connection,
         )
         try:
             await self.migrate()
@@ -122,7 +140,8 @@ class PostgresStore:
         Safe to run from several processes at once: the whole run holds an
         advisory lock, and each migration commits with its record.
         """
-        async with self.pool.acquire() as conn:
+        conn = await asyncpg.connect(self._dsn)  # the lock dies with it, whatever happens
+        try:
             await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
             try:
                 await conn.execute(
@@ -147,9 +166,9 @@ class PostgresStore:
                     applied.append(m.version)
                 return applied
             finally:
-                # If this is interrupted, the pool's reset on release
-                # (pg_advisory_unlock_all) or closing the connection frees the lock.
                 await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        finally:
+            await conn.close()
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")

@@ -97,7 +97,9 @@ async def test_overload_keeps_every_well_behaved_socket(
                 )
             # More than the kernel buffers for a slow reader (a few MB) plus the
             # default send bound (1 MiB).
-            standin.push(Text(["z" * 10_000] * 1000))
+            # Paced like a (very fast) model, 10 MB/s: the owner reading in this
+            # process keeps up; the two that do not read are cut.
+            standin.push(Text(["z" * 10_000] * 1000, delay=0.001))
             await flooded[0].message("flood", "c-flood")
             assert (await flooded[0].until_idle())["status"] == "completed"
             assert sum(len(e.get("text", "")) for e in flooded[0].events()) == 10_000_000

@@ -190,26 +190,28 @@ class SessionService:
         ``client_id`` is stored and run once). Raises :class:`FrameError`
         ``busy`` for ``on_busy="reject"`` during a run (nothing stored).
         """
-        busy = await self.busy(session_id)
-        if busy and on_busy == "reject":
-            raise FrameError(ErrorCode.BUSY, "a run is in progress and on_busy is 'reject'")
-        if busy and on_busy in ("queue", "interrupt"):
-            queued_now = len(await self.store.pending(session_id))
-            if queued_now >= self._max_queued:
-                raise FrameError(
-                    ErrorCode.BUSY, f"the queue is full ({queued_now} messages wait); try later"
-                )
-        steer = busy and on_busy == "steer"
-        message = Message(
-            id=new_message_id(),
-            session_id=session_id,
-            role="user",
-            content=content,
-            client_id=client_id,
-            priority=1 if busy and on_busy == "interrupt" else 0,
-            steered=steer,
-        )
-        async with self.channels.lock(session_id):
+        async with self.channels.lock(session_id) as run_active:
+            drain = self._drains.get(session_id)  # what busy() asks, without a round trip
+            busy = drain.run is not None if drain is not None else run_active
+            if busy and on_busy == "reject":
+                raise FrameError(ErrorCode.BUSY, "a run is in progress and on_busy is 'reject'")
+            if busy and on_busy in ("queue", "interrupt"):
+                queued_now = len(await self.store.pending(session_id))
+                if queued_now >= self._max_queued:
+                    raise FrameError(
+                        ErrorCode.BUSY,
+                        f"the queue is full ({queued_now} messages wait); try later",
+                    )
+            steer = busy and on_busy == "steer"
+            message = Message(
+                id=new_message_id(),
+                session_id=session_id,
+                role="user",
+                content=content,
+                client_id=client_id,
+                priority=1 if busy and on_busy == "interrupt" else 0,
+                steered=steer,
+            )
             if steer:  # join the running turn: the model sees it at its next call
                 message.turn = await self.store.current_turn(session_id)
             stored, created = await self.store.append_message(message)

@@ -91,8 +91,12 @@ class ChannelLayer(Protocol):
     def close_local(self, code: int, reason: str) -> None:
         """Close every socket of this process (a shutdown)."""
 
-    def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
-        """Serialise transcript changes with snapshots (held for milliseconds)."""
+    def lock(self, session_id: str) -> AbstractAsyncContextManager[bool]:
+        """Serialise transcript changes with snapshots (held for milliseconds).
+
+        Enters with whether a run held the session's lease (on any process) when
+        the lock was taken: asked in the same round trip.
+        """
 
     async def acquire_run(self, session_id: str) -> bool:
         """Take the session's run lease (one run at a time, across processes).

@@ -126,10 +126,10 @@ class MemoryChannels:
                 sub.close(code, reason)
 
     @asynccontextmanager
-    async def lock(self, session_id: str) -> AsyncIterator[None]:
+    async def lock(self, session_id: str) -> AsyncIterator[bool]:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
-            yield
+            yield session_id in self._runs
 
     async def acquire_run(self, session_id: str) -> bool:
         if session_id in self._runs:

@@ -112,6 +112,7 @@ class RedisChannels:
         self._presence = redis.register_script(_script("presence.lua"))
         self._history = redis.register_script(_script("since.lua"))
         self._unlock = redis.register_script(_script("unlock.lua"))
+        self._take_lock = redis.register_script(_script("lock.lua"))
         self._renew = redis.register_script(_script("renew.lua"))
 
     def _key(self, kind: str, session_id: str) -> str:
@@ -452,13 +453,14 @@ class RedisChannels:
     # --- coordination --------------------------------------------------------
 
     @asynccontextmanager
-    async def lock(self, session_id: str) -> AsyncIterator[None]:
+    async def lock(self, session_id: str) -> AsyncIterator[bool]:
         key, token = self._key("lock", session_id), secrets.token_hex(8)
+        keys = [key, self._key("lease", session_id)]
         delay = 0.001
         before = _cancels()
         try:
             async with asyncio.timeout(_LOCK_MS / 1000):
-                while not await self._redis.set(key, token, nx=True, px=_LOCK_MS):
+                while not (taken := int(await self._take_lock(keys=keys, args=[token, _LOCK_MS]))):
                     _reraise_cancel(before=before)
                     await asyncio.sleep(delay)  # a holder keeps it for milliseconds
                     delay = min(delay * 2, 0.05)
@@ -466,7 +468,7 @@ class RedisChannels:
             raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
         try:
             _reraise_cancel(before=before)  # taken while cancelled: give it back at once
-            yield
+            yield taken == 2
         finally:
             try:
                 await asyncio.shield(self._unlock(keys=[key], args=[token]))

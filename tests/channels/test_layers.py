@@ -686,3 +686,18 @@ async def test_a_session_close_is_not_overtaken_by_a_later_event(
     order = [s for s in seen if s != "?"]  # presence frames aside
     assert order[:2] == ["before", "close 4404"]
     assert "after" in order
+
+
+async def test_the_lock_tells_whether_a_run_holds_the_lease(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """Taking the lock answers "is a run in progress" (in the same round trip on Redis)."""
+    session_id = seqs.session()
+    async with layer.lock(session_id) as running:
+        assert running is False
+    assert await layer.acquire_run(session_id)
+    async with layer.lock(session_id) as running:
+        assert running is True
+    await layer.release_run(session_id)
+    async with layer.lock(session_id) as running:
+        assert running is False

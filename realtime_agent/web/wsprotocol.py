@@ -14,6 +14,9 @@ be compressed per socket); with it, the app falls back to the ASGI ``send``.
 
 from __future__ import annotations
 
+from collections import deque
+from typing import Any
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
@@ -24,7 +27,18 @@ DIRECT_SINK = "realtime_agent.direct_sink"
 
 
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
-    """The session socket's transport, usable as a frame sink."""
+    """The session socket's transport, usable as a frame sink.
+
+    While the transport is paused for writing (its buffer above the high-water
+    mark, the peer not reading), frames wait here instead, and go out as it
+    drains: uvicorn's keep-alive pings and pongs, written to the transport
+    directly, never queue behind more than that mark.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting: deque[bytes] = deque()
+        self._waiting_size = 0
 
     async def run_asgi(self) -> None:
         if not self.conn.extensions:  # no permessage-deflate: frames are the same for all
@@ -37,10 +51,28 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         # and a shutdown's 1012 without setting close_sent).
         if self.close_sent or self.disconnected or self.conn.state is not State.OPEN:
             return
-        self.transport.write(frame if frame is not None else text_frame(text))
+        data = frame if frame is not None else text_frame(text)
+        if self._waiting or not self.writable.is_set():
+            self._waiting.append(data)
+            self._waiting_size += len(data)
+        else:
+            self.transport.write(data)
 
     def buffered(self) -> int:
-        return self.transport.get_write_buffer_size()
+        return self.transport.get_write_buffer_size() + self._waiting_size
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        waiting = self._waiting
+        while waiting and self.writable.is_set():  # a write may pause it again at once
+            data = waiting.popleft()
+            self._waiting_size -= len(data)
+            self.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._waiting.clear()
+        self._waiting_size = 0
+        super().connection_lost(exc)
 
     def close(self, code: int, reason: str, flush: bool) -> None:
         """uvicorn's ``websocket.close``, without waiting for the buffer to drain.
@@ -49,10 +81,15 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if the peer has not answered within uvicorn's close timeout, the
         connection is aborted, dropping what is still buffered, so a reader that
         stopped reading holds no memory past it. The reader gets its disconnect
-        at once. ``flush`` makes no difference: written bytes cannot be taken back.
+        at once. Frames still waiting to be written go first with ``flush``, and
+        are dropped without it (a client that fell behind resumes anyway).
         """
         if self.close_sent or self.disconnected or self.transport.is_closing():
             return
+        if flush and self._waiting:
+            self.transport.write(b"".join(self._waiting))
+        self._waiting.clear()
+        self._waiting_size = 0
         self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         self.conn.send_close(code, reason)
         self.transport.write(b"".join(self.conn.data_to_send()))

@@ -6,6 +6,7 @@ its pid and stopped by it (SIGTERM, then SIGKILL after a timeout).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -665,6 +666,75 @@ def start_content(chunks: int, rate: float, pad: int = 0) -> str:
 
 def parse_list(text: str, cast: type = int) -> list[Any]:
     return [cast(x) for x in text.split(",") if x.strip()]
+
+
+Rows = list[dict[str, Any]]
+
+
+async def over_deployments(
+    scenario: str,
+    pairs: Iterable[tuple[str, str]],
+    measure: Callable[[str, str, Deployment], Awaitable[Rows]],
+    *,
+    extra_env: Mapping[str, str] | None = None,
+) -> Rows:
+    """Start the stand-in model, then deploy each ``(impl, mode)`` in turn (each
+    stopped before the next) and ``measure`` it; every row it returns is tagged
+    with the scenario, impl and mode and printed as a JSON line. The baseline
+    has one process only, so it is skipped in distributed mode."""
+    rows: Rows = []
+    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
+    async with standin_model(logdir) as model_url:
+        for impl, mode in pairs:
+            if impl == "baseline" and mode == "distributed":
+                continue
+            async with deploy(impl, mode, model_url, logdir, extra_env=extra_env) as dep:
+                for row in await measure(impl, mode, dep):
+                    row.update(scenario=scenario, impl=impl, mode=mode)
+                    emit_json(row)
+                    rows.append(row)
+    log(f"server logs: {logdir}")
+    return rows
+
+
+def collect(
+    main: Callable[[argparse.Namespace], Awaitable[Rows]], args: argparse.Namespace
+) -> Rows:
+    """Run a scenario's ``main(args)`` on the event loop; its rows."""
+    rows: Rows = []
+
+    async def go() -> None:
+        rows.extend(await main(args))
+
+    run(go())
+    return rows
+
+
+def add_list_arg(parser: argparse.ArgumentParser, name: str, default: list[str]) -> None:
+    """A comma-separated option (``--mode embedded,distributed``)."""
+    parser.add_argument(name, type=lambda s: parse_list(s, str), default=default)
+
+
+def add_stream_args(parser: argparse.ArgumentParser, *, timeout: float, timeout_help: str) -> None:
+    """The options of the streaming scenarios (fan-out, many sessions)."""
+    add_list_arg(parser, "--impl", ["ours", "peer", "baseline"])
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        nargs=2,
+        default=[0.4, 10.0],
+        metavar=("CORES", "SECONDS"),
+        help="before each run wait until the machine is busy less than CORES "
+        "(at most SECONDS): other users of a shared machine disturb latencies",
+    )
+    parser.add_argument(
+        "--client",
+        default="websockets",
+        choices=["websockets", "raw"],
+        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)",
+    )
+    parser.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
 
 
 def run(main_coro: Any) -> None:

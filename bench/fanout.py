@@ -20,19 +20,18 @@ bench/results/fanout.png.
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from .common import (
+    Deployment,
+    add_list_arg,
+    add_stream_args,
+    collect,
     create_rooms,
-    deploy,
-    emit_json,
     log,
+    over_deployments,
     parse_list,
     print_table,
-    run,
-    standin_model,
 )
 from .streaming import compare, measure_stream, merge_results, warm_up
 
@@ -40,57 +39,53 @@ KEY = ("scenario", "impl", "mode", "viewers", "rate", "client")
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
-    async with standin_model(logdir) as model_url:
-        for mode in args.mode:
-            for impl in args.impl:
-                if impl == "baseline" and mode == "distributed":
-                    continue  # one process only: it has no way to span two
-                async with deploy(impl, mode, model_url, logdir) as dep:
-                    await warm_up(dep)
-                    for rate in args.rate:
-                        for viewers in args.viewers:
-                            chunks = max(1, int(rate * args.seconds))
-                            runs = []
-                            for attempt in range(args.repeat):
-                                (room,) = await create_rooms(dep, 1)
-                                log(
-                                    f"fanout {mode} {impl}: {viewers} viewers, {rate:g} chunks/s,"
-                                    f" {chunks} chunks (run {attempt + 1}/{args.repeat})"
-                                )
-                                runs.append(
-                                    await measure_stream(
-                                        dep,
-                                        [(room, viewers)],
-                                        chunks=chunks,
-                                        rate=rate,
-                                        pad=args.pad,
-                                        client_procs=args.client_procs,
-                                        client=args.client,
-                                        quiet=tuple(args.quiet),
-                                        timeout=args.seconds + args.timeout,
-                                    )
-                                )
-                            # the run the rest of the machine disturbed least
-                            row = min(runs, key=lambda r: r["other_cpu_cores"])
-                            row.update(scenario="fanout", viewers=viewers, repeat=args.repeat)
-                            if args.repeat > 1:
-                                row["runs"] = [
-                                    {
-                                        k: r[k]
-                                        for k in (
-                                            "p50_ms",
-                                            "p99_ms",
-                                            "cpu_us_per_chunk",
-                                            "other_cpu_cores",
-                                        )
-                                    }
-                                    for r in runs
-                                ]
-                            emit_json(row)
-                            rows.append(row)
-    return rows
+    async def one(impl: str, mode: str, dep: Deployment) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        await warm_up(dep)
+        for rate in args.rate:
+            for viewers in args.viewers:
+                chunks = max(1, int(rate * args.seconds))
+                runs = []
+                for attempt in range(args.repeat):
+                    (room,) = await create_rooms(dep, 1)
+                    log(
+                        f"fanout {mode} {impl}: {viewers} viewers, {rate:g} chunks/s,"
+                        f" {chunks} chunks (run {attempt + 1}/{args.repeat})"
+                    )
+                    runs.append(
+                        await measure_stream(
+                            dep,
+                            [(room, viewers)],
+                            chunks=chunks,
+                            rate=rate,
+                            pad=args.pad,
+                            client_procs=args.client_procs,
+                            client=args.client,
+                            quiet=tuple(args.quiet),
+                            timeout=args.seconds + args.timeout,
+                        )
+                    )
+                # the run the rest of the machine disturbed least
+                row = min(runs, key=lambda r: r["other_cpu_cores"])
+                row.update(viewers=viewers, repeat=args.repeat)
+                if args.repeat > 1:
+                    row["runs"] = [
+                        {
+                            k: r[k]
+                            for k in (
+                                "p50_ms",
+                                "p99_ms",
+                                "cpu_us_per_chunk",
+                                "other_cpu_cores",
+                            )
+                        }
+                        for r in runs
+                    ]
+                rows.append(row)
+        return rows
+
+    pairs = [(impl, mode) for mode in args.mode for impl in args.impl]
+    return await over_deployments("fanout", pairs, one)
 
 
 def report(rows: list[dict[str, Any]]) -> None:
@@ -139,33 +134,13 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", type=parse_list, default=[10, 100])
     parser.add_argument("--rate", type=lambda s: parse_list(s, float), default=[100.0])
-    parser.add_argument("--mode", type=lambda s: parse_list(s, str), default=["embedded"])
-    parser.add_argument(
-        "--impl", type=lambda s: parse_list(s, str), default=["ours", "peer", "baseline"]
-    )
+    add_list_arg(parser, "--mode", ["embedded"])
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds of chunks streamed")
     parser.add_argument("--pad", type=int, default=0, help="extra bytes per chunk")
-    parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument(
-        "--quiet",
-        type=float,
-        nargs=2,
-        default=[0.4, 10.0],
-        metavar=("CORES", "SECONDS"),
-        help="before each run wait until the machine is busy less than CORES "
-        "(at most SECONDS): other users of a shared machine disturb latencies",
-    )
-    parser.add_argument(
-        "--client",
-        default="websockets",
-        choices=["websockets", "raw"],
-        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        help="seconds past the stream's length to wait for the last frame",
+    add_stream_args(
+        parser,
+        timeout=60.0,
+        timeout_help="seconds past the stream's length to wait for the last frame",
     )
     parser.add_argument(
         "--repeat",
@@ -176,12 +151,7 @@ def cli() -> None:
     )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-
-    async def go() -> None:
-        rows.extend(await main(args))
-
-    run(go())
+    rows = collect(main, args)
     merge_results("fanout", rows, KEY, {})
     report(rows)
     if not args.no_plot:

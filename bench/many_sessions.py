@@ -13,19 +13,17 @@ Rows go to bench/results/many_sessions.json.
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from .common import (
+    Deployment,
+    add_list_arg,
+    add_stream_args,
+    collect,
     create_rooms,
-    deploy,
-    emit_json,
     log,
-    parse_list,
+    over_deployments,
     print_table,
-    run,
-    standin_model,
 )
 from .streaming import compare, measure_stream, merge_results, warm_up
 
@@ -33,38 +31,30 @@ KEY = ("scenario", "impl", "mode", "sessions", "viewers", "rate", "client")
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
-    async with standin_model(logdir) as model_url:
-        for mode in args.mode:
-            for impl in args.impl:
-                if impl == "baseline" and mode == "distributed":
-                    continue
-                async with deploy(impl, mode, model_url, logdir) as dep:
-                    await warm_up(dep)
-                    rooms = await create_rooms(dep, args.sessions)
-                    chunks = max(1, int(args.rate * args.seconds))
-                    log(
-                        f"many sessions {mode} {impl}: {args.sessions} x (1 + {args.viewers}), "
-                        f"{args.rate:g} chunks/s, {chunks} chunks"
-                    )
-                    row = await measure_stream(
-                        dep,
-                        [(room, args.viewers) for room in rooms],
-                        chunks=chunks,
-                        rate=args.rate,
-                        client_procs=args.client_procs,
-                        client=args.client,
-                        quiet=tuple(args.quiet),
-                        timeout=args.seconds + args.timeout,
-                        settle=1.0,
-                    )
-                    row.update(
-                        scenario="many_sessions", sessions=args.sessions, viewers=args.viewers
-                    )
-                    emit_json(row)
-                    rows.append(row)
-    return rows
+    async def one(impl: str, mode: str, dep: Deployment) -> list[dict[str, Any]]:
+        await warm_up(dep)
+        rooms = await create_rooms(dep, args.sessions)
+        chunks = max(1, int(args.rate * args.seconds))
+        log(
+            f"many sessions {mode} {impl}: {args.sessions} x (1 + {args.viewers}), "
+            f"{args.rate:g} chunks/s, {chunks} chunks"
+        )
+        row = await measure_stream(
+            dep,
+            [(room, args.viewers) for room in rooms],
+            chunks=chunks,
+            rate=args.rate,
+            client_procs=args.client_procs,
+            client=args.client,
+            quiet=tuple(args.quiet),
+            timeout=args.seconds + args.timeout,
+            settle=1.0,
+        )
+        row.update(sessions=args.sessions, viewers=args.viewers)
+        return [row]
+
+    pairs = [(impl, mode) for mode in args.mode for impl in args.impl]
+    return await over_deployments("many_sessions", pairs, one)
 
 
 def report(rows: list[dict[str, Any]]) -> None:
@@ -108,40 +98,15 @@ def cli() -> None:
     parser.add_argument("--viewers", type=int, default=4, help="viewers per session (+1 owner)")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--mode", type=lambda s: parse_list(s, str), default=["embedded"])
-    parser.add_argument(
-        "--impl", type=lambda s: parse_list(s, str), default=["ours", "peer", "baseline"]
-    )
-    parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument(
-        "--quiet",
-        type=float,
-        nargs=2,
-        default=[0.4, 10.0],
-        metavar=("CORES", "SECONDS"),
-        help="before each run wait until the machine is busy less than CORES "
-        "(at most SECONDS): other users of a shared machine disturb latencies",
-    )
-    parser.add_argument(
-        "--client",
-        default="websockets",
-        choices=["websockets", "raw"],
-        help="websocket client of the viewers (raw: bench/rawws.py, cheaper)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=20.0,
-        help="seconds past the stream's length to wait for the last frame "
+    add_list_arg(parser, "--mode", ["embedded"])
+    add_stream_args(
+        parser,
+        timeout=20.0,
+        timeout_help="seconds past the stream's length to wait for the last frame "
         "(a server that falls behind reports the chunks still missing)",
     )
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-
-    async def go() -> None:
-        rows.extend(await main(args))
-
-    run(go())
+    rows = collect(main, args)
     merge_results("many_sessions", rows, KEY, {})
     report(rows)
 

@@ -16,23 +16,20 @@ bench/results/seed.json.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from .common import (
+    Deployment,
     Http,
-    deploy,
-    emit_json,
+    add_list_arg,
+    collect,
     log,
-    parse_list,
+    over_deployments,
     percentiles,
     print_table,
-    run,
-    standin_model,
 )
 from .streaming import merge_results
 
@@ -122,17 +119,11 @@ async def measure(dep: Any, requests: int, connects: int, messages: int) -> list
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    out = []
-    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
-    async with standin_model(logdir) as model_url:
-        for mode in args.mode:
-            async with deploy("ours", mode, model_url, logdir) as dep:
-                log(f"seed baselines {mode}")
-                for row in await measure(dep, args.requests, args.connects, args.messages):
-                    row.update(scenario="seed", impl="ours", mode=mode)
-                    emit_json(row)
-                    out.append(row)
-    return out
+    async def one(impl: str, mode: str, dep: Deployment) -> list[dict[str, Any]]:
+        log(f"seed baselines {mode}")
+        return await measure(dep, args.requests, args.connects, args.messages)
+
+    return await over_deployments("seed", [("ours", mode) for mode in args.mode], one)
 
 
 def cli() -> None:
@@ -145,16 +136,9 @@ def cli() -> None:
         default=0,
         help="messages in each session's transcript before loading it",
     )
-    parser.add_argument(
-        "--mode", type=lambda s: parse_list(s, str), default=["embedded", "distributed"]
-    )
+    add_list_arg(parser, "--mode", ["embedded", "distributed"])
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-
-    async def go() -> None:
-        rows.extend(await main(args))
-
-    run(go())
+    rows = collect(main, args)
     merge_results("seed", rows, KEY, {})
     print_table(
         rows,

@@ -19,23 +19,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from .clients import Clients, split_round_robin
 from .common import (
+    Deployment,
+    add_list_arg,
+    collect,
     create_rooms,
-    deploy,
-    emit_json,
     log,
+    over_deployments,
     parse_list,
     percentiles,
     print_table,
     proc_cpu_seconds,
     proc_rss_bytes,
-    run,
-    standin_model,
 )
 from .streaming import KIND, compare, merge_results
 
@@ -110,19 +108,13 @@ async def measure(
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    out = []
-    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
-    async with standin_model(logdir) as model_url:
-        for impl in args.impl:
-            async with deploy(impl, "embedded", model_url, logdir) as dep:
-                log(f"sockets {impl}: levels {args.levels}")
-                for row in await measure(
-                    dep, args.levels, args.per_session, args.client_procs, args.hold, args.settle
-                ):
-                    row.update(scenario="sockets", impl=impl, mode="embedded")
-                    emit_json(row)
-                    out.append(row)
-    return out
+    async def one(impl: str, mode: str, dep: Deployment) -> list[dict[str, Any]]:
+        log(f"sockets {impl}: levels {args.levels}")
+        return await measure(
+            dep, args.levels, args.per_session, args.client_procs, args.hold, args.settle
+        )
+
+    return await over_deployments("sockets", [(impl, "embedded") for impl in args.impl], one)
 
 
 def cli() -> None:
@@ -132,16 +124,9 @@ def cli() -> None:
     parser.add_argument("--client-procs", type=int, default=4)
     parser.add_argument("--hold", type=float, default=2.0)
     parser.add_argument("--settle", type=float, default=0.5)
-    parser.add_argument(
-        "--impl", type=lambda s: parse_list(s, str), default=["ours", "peer", "baseline"]
-    )
+    add_list_arg(parser, "--impl", ["ours", "peer", "baseline"])
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-
-    async def go() -> None:
-        rows.extend(await main(args))
-
-    run(go())
+    rows = collect(main, args)
     merge_results("sockets", rows, KEY, {})
     table = compare(
         rows,

@@ -20,23 +20,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from .clients import Clients, split_round_robin
 from .common import (
+    Deployment,
+    add_list_arg,
+    collect,
     cpu_of,
     create_rooms,
-    deploy,
-    emit_json,
     log,
-    parse_list,
+    over_deployments,
     percentiles,
     print_table,
-    run,
-    standin_model,
     start_content,
 )
 from .streaming import merge_results
@@ -102,23 +99,14 @@ async def measure(dep: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows = []
-    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
-    async with standin_model(logdir) as model_url:
-        for mode in args.mode:
-            async with deploy("ours", mode, model_url, logdir, extra_env=LIFT) as dep:
-                log(f"transcript {mode}: {args.sessions} sessions, {args.seconds:g}s window")
-                row = await measure(dep, args)
-                row.update(
-                    scenario="transcript",
-                    impl="ours",
-                    mode=mode,
-                    store="PostgreSQL + Redis" if mode == "distributed" else "SQLite",
-                )
-                emit_json(row)
-                rows.append(row)
-    log(f"server logs: {logdir}")
-    return rows
+    async def one(impl: str, mode: str, dep: Deployment) -> list[dict[str, Any]]:
+        log(f"transcript {mode}: {args.sessions} sessions, {args.seconds:g}s window")
+        row = await measure(dep, args)
+        row["store"] = "PostgreSQL + Redis" if mode == "distributed" else "SQLite"
+        return [row]
+
+    pairs = [("ours", mode) for mode in args.mode]
+    return await over_deployments("transcript", pairs, one, extra_env=LIFT)
 
 
 def cli() -> None:
@@ -129,16 +117,9 @@ def cli() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="chunks/s of each stream")
     parser.add_argument("--on-busy", default="steer", choices=["steer", "queue"])
     parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument(
-        "--mode", type=lambda s: parse_list(s, str), default=["embedded", "distributed"]
-    )
+    add_list_arg(parser, "--mode", ["embedded", "distributed"])
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-
-    async def go() -> None:
-        rows.extend(await main(args))
-
-    run(go())
+    rows = collect(main, args)
     merge_results("transcript", rows, KEY, {})
     print_table(
         rows,

@@ -17,24 +17,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 from websockets.exceptions import ConnectionClosed
 
 from .common import (
+    Deployment,
+    add_list_arg,
+    collect,
     create_rooms,
-    deploy,
-    emit_json,
     log,
-    parse_list,
+    over_deployments,
     percentiles,
     print_table,
-    run,
-    standin_model,
     start_content,
 )
 from .streaming import merge_results
@@ -136,38 +133,22 @@ async def _session_turns(
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows = []
-    logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
-    async with standin_model(logdir) as model_url:
-        for mode in args.mode:
-            async with deploy("ours", mode, model_url, logdir) as dep:
-                log(f"turn overhead {mode}: {args.turns} turns")
-                row = await measure_turns(dep, args.turns, args.gap)
-                row.update(
-                    scenario="turn",
-                    impl="ours",
-                    mode=mode,
-                    store="PostgreSQL + Redis" if mode == "distributed" else "SQLite",
-                )
-                emit_json(row)
-                rows.append(row)
-    return rows
+    async def one(impl: str, mode: str, dep: Deployment) -> list[dict[str, Any]]:
+        log(f"turn overhead {mode}: {args.turns} turns")
+        row = await measure_turns(dep, args.turns, args.gap)
+        row["store"] = "PostgreSQL + Redis" if mode == "distributed" else "SQLite"
+        return [row]
+
+    return await over_deployments("turn", [("ours", mode) for mode in args.mode], one)
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--gap", type=float, default=0.06, help="seconds between turns")
-    parser.add_argument(
-        "--mode", type=lambda s: parse_list(s, str), default=["embedded", "distributed"]
-    )
+    add_list_arg(parser, "--mode", ["embedded", "distributed"])
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-
-    async def go() -> None:
-        rows.extend(await main(args))
-
-    run(go())
+    rows = collect(main, args)
     merge_results("turn", rows, KEY, {})
     print_table(
         rows,

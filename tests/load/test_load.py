@@ -48,6 +48,9 @@ def server(tmp_path: Path, standin: AnthropicStandIn | None = None) -> ServerPro
     env = {
         "RA_SECRET": "load-secret-0123456789abcdef",
         "RA_DEMO_CHUNK_DELAY": "0",
+        # A wide send bound: the test's own readers share one busy process and
+        # may pause for a while; the slow readers below never read at all.
+        "RA_SEND_QUEUE_BYTES": str(4 << 20),
         "RA_MAX_SOCKETS_PER_ADDRESS": "10000",
         "RA_RATE_LIMIT_BURST": "1000",
     }
@@ -97,8 +100,8 @@ async def test_overload_keeps_every_well_behaved_socket(
                         ping_interval=None,
                     )
                 )
-            # 10 MB: more than the kernel buffers for a slow reader (a few MB) plus
-            # the default send bound (1 MiB). Paced like a very fast model (about
+            # 10 MB: more than the kernel buffers for a slow reader (about 3 MB
+            # here) plus the send bound (4 MiB). Paced like a very fast model (about
             # 3 MB/s): the owner, reading in this process beside the stand-in and
             # 2,000 other sockets, keeps up; the two that do not read are cut.
             standin.push(Text(["z" * 10_000] * 1000, delay=0.003))

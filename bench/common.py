@@ -65,12 +65,17 @@ def raise_nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat (clock-tick resolution)."""
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process in seconds, from /proc/<pid>/stat (clock-tick resolution)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         raw = f.read()
     fields = raw[raw.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat (clock-tick resolution)."""
+    return sum(proc_cpu_split(pid))
 
 
 def proc_rss_bytes(pid: int) -> int:
@@ -112,6 +117,11 @@ def self_cpu_seconds() -> float:
 
 def cpu_of(pids: Iterable[int]) -> float:
     return sum(proc_cpu_seconds(pid) for pid in pids)
+
+
+def sys_cpu_of(pids: Iterable[int]) -> float:
+    """The kernel's share (stime) of the processes' CPU: the socket writes, mostly."""
+    return sum(proc_cpu_split(pid)[1] for pid in pids)
 
 
 def percentiles(samples: Sequence[float] | Any, qs: Sequence[float] = (50, 99)) -> list[float]:

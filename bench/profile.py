@@ -135,7 +135,11 @@ async def main(args: argparse.Namespace) -> None:
                 continue
             n_rooms = 1 if args.scenario == "fanout" else args.sessions
             rooms = await create_rooms(dep, n_rooms)
-            spy = await record(pid, args.seconds, out, fmt)
+            spies: list[asyncio.subprocess.Process] = []
+
+            async def start_spy(fmt: str = fmt, out: Path = out) -> None:
+                spies.append(await record(pid, args.seconds, out, fmt))
+
             row: dict[str, Any] = await measure_stream(
                 dep,
                 [(r, args.viewers) for r in rooms],
@@ -144,7 +148,9 @@ async def main(args: argparse.Namespace) -> None:
                 client_procs=2,
                 timeout=args.seconds + 60,
                 client=args.client,
+                on_go=start_spy,  # sample the streaming, not the connecting
             )
+            (spy,) = spies
             _, err = await spy.communicate()
             if spy.returncode != 0:
                 log(f"py-spy failed: {err.decode(errors='replace')[-500:]}")

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .clients import Clients, split_round_robin
@@ -18,6 +19,7 @@ from .common import (
     Deployment,
     Room,
     cpu_of,
+    sys_cpu_of,
     log,
     machine,
     machine_busy_seconds,
@@ -66,7 +68,13 @@ async def measure_stream(
     settle: float = 0.5,
     client: str = "websockets",
     quiet: tuple[float, float] = (0.4, 10.0),
+    on_go: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
+    """Connect every socket, let the machine settle, then stream and measure.
+
+    ``on_go`` is awaited once all sockets are connected, just before the
+    owners send (the profiler starts there, so it samples the streaming only).
+    """
     specs = socket_specs(dep, rooms, start_content(chunks, rate, pad))
     for spec in specs:
         spec["client"] = client
@@ -80,9 +88,13 @@ async def measure_stream(
             log(f"{conn['failed']} sockets failed to connect: {conn['failures']}")
         await asyncio.sleep(settle)  # presence frames of the joins, connection set-up
         load_before, waited = await wait_quiet(*quiet)
+        if on_go is not None:
+            await on_go()
         cpu0, busy0, wall0 = cpu_of(dep.pids), machine_busy_seconds(), time.perf_counter()
+        sys0 = sys_cpu_of(dep.pids)
         res = await clients.go({"deadline": timeout})
         cpu1, busy1, wall1 = cpu_of(dep.pids), machine_busy_seconds(), time.perf_counter()
+        sys1 = sys_cpu_of(dep.pids)
     finally:
         await clients.close()
     lat = res["lat_us"]
@@ -111,6 +123,7 @@ async def measure_stream(
         "events_per_s": frames / span_s,
         "stream_s": span_s,
         "server_cpu_s": server_cpu,
+        "server_sys_share": (sys1 - sys0) / server_cpu if server_cpu else None,
         "cpu_us_per_event": server_cpu * 1e6 / frames if frames else None,
         "client_cpu_s": res["cpu_s"],
         "client_cpu_us_per_event": res["cpu_s"] * 1e6 / frames if frames else None,

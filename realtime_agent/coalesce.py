@@ -1,16 +1,22 @@
 """Adaptive coalescing of streamed text into ``delta`` events.
 
-A chunk that comes after a quiet spell of at least ``window`` seconds goes out
-at once: light load is never delayed. Chunks that come faster are merged and
-sent together ``window`` after the previous send: heavy load becomes fewer,
+A chunk that comes after a quiet spell of at least ``window`` seconds since
+the previous send ended goes out at once: light load is never delayed. Chunks
+that come sooner are merged and sent together ``window`` after the previous
+send ended: heavy load becomes fewer,
 larger deltas (the per-socket cost of an event, not of a byte, is what limits
 fan-out). While every send keeps merging several chunks (a sustained fast
 stream) the window doubles, up to ``max_window``; a send of a single chunk
 brings it back to ``window``. And the window is never less than twice what
 the last send took (up to ``max_window``): a session whose fan-out is
 expensive (a thousand sockets) gets merged deltas before the loop falls
-behind, instead of after. The protocol is unchanged: the deltas of a message, joined, still
-equal its final content, because only text that was sent counts as said.
+behind, instead of after. Counting from the end of a send (not its start)
+is what merges under overload: when the process is behind, every send waits
+for the loop, and the chunks that piled up meanwhile are read the moment it
+returns; they merge instead of each going out alone, late.
+
+The protocol is unchanged: the deltas of a message, joined, still equal its
+final content, because only text that was sent counts as said.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ class Coalescer:
         self._size = 0
         self._loop = asyncio.get_running_loop()
         self._pending: list[str] = []
-        self._last = -window  # the time of the last send: the first chunk goes at once
+        self._last = -window  # when the last send ended: the first chunk goes at once
         self._lock = asyncio.Lock()  # one send at a time, in order
         self._timer: asyncio.Task[None] | None = None
         self._sleeping = False
@@ -103,8 +109,11 @@ class Coalescer:
             window = self._window * 2 if len(self._pending) > 1 else self._base
             self._pending.clear()
             self._size = 0
-            self._last = start = self._loop.time()
-            await self._send(text)
-            took = self._loop.time() - start
+            start = self._loop.time()
+            try:
+                await self._send(text)
+            finally:
+                self._last = self._loop.time()
+            took = self._last - start
             if self._base:  # a window of 0 means never merge
                 self._window = min(max(window, 2 * took), self._max_window)

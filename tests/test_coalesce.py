@@ -132,3 +132,22 @@ async def test_a_slow_send_widens_the_window() -> None:
     async with Coalescer(slow_send, window=0.001, max_window=0.02) as capped:
         await capped.add("a")
         assert capped.window == 0.02
+
+
+async def test_chunks_that_piled_up_during_a_slow_send_merge() -> None:
+    """The quiet spell counts from the end of the last send: chunks read right after
+    a send that waited (an overloaded process) merge, they do not each go out alone."""
+    sends: asyncio.Queue[str] = asyncio.Queue()
+
+    async def slow_send(text: str) -> None:
+        await asyncio.sleep(0.05)  # the send waits this long for a busy loop
+        sends.put_nowait(text)
+
+    async with Coalescer(slow_send, window=0.001, max_window=0.02) as deltas:
+        await deltas.add("a")  # a lone chunk: sent at once, and it took 50 ms
+        assert sends.get_nowait() == "a"
+        assert deltas.window == 0.02  # less than the send took
+        await deltas.add("b")  # these waited in the model's stream during the send
+        await deltas.add("c")
+        assert sends.empty()  # not sent alone: merged, sent within the window
+        assert await sends.get() == "bc"

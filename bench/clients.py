@@ -441,7 +441,7 @@ class Clients:
         ready = await loop.run_in_executor(None, conn.poll, timeout)
         if not ready:
             raise TimeoutError(f"client process {i} did not answer {cmd!r} in {timeout}s")
-        kind, value = conn.recv()
+        _kind, value = conn.recv()
         return value
 
     async def connect(

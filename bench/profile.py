@@ -137,7 +137,7 @@ async def main(args: argparse.Namespace) -> None:
             rooms = await create_rooms(dep, n_rooms)
             spies: list[asyncio.subprocess.Process] = []
 
-            async def start_spy(fmt: str = fmt, out: Path = out) -> None:
+            async def start_spy(fmt: str = fmt, out: Path = out, spies: list[Any] = spies) -> None:
                 spies.append(await record(pid, args.seconds, out, fmt))
 
             row: dict[str, Any] = await measure_stream(

@@ -79,7 +79,10 @@ def _message(model: str, stop_reason: str | None, output_tokens: int = 0) -> dic
     }
 
 
-_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'
+_DELTA_HEAD = (
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'
+)
 _DELTA_TAIL = b'"}}\n\n'
 
 

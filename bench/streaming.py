@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from .clients import Clients, split_round_robin
@@ -19,12 +19,12 @@ from .common import (
     Deployment,
     Room,
     cpu_of,
-    sys_cpu_of,
     log,
     machine,
     machine_busy_seconds,
     percentiles,
     start_content,
+    sys_cpu_of,
     versions,
     wait_quiet,
 )

@@ -16,10 +16,10 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    """ruff check and ruff format --check pass over the package and the tests."""
+    """ruff check and ruff format --check pass over the package, the tests and the bench."""
     for argv in (
-        ("ruff", "check", "realtime_agent", "tests"),
-        ("ruff", "format", "--check", "realtime_agent", "tests"),
+        ("ruff", "check", "realtime_agent", "tests", "bench"),
+        ("ruff", "format", "--check", "realtime_agent", "tests", "bench"),
     ):
         done = run(*argv)
         assert done.returncode == 0, done.stdout + done.stderr

@@ -7,6 +7,7 @@ wire protocol.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -461,8 +462,12 @@ async def test_reload_while_approval_pending_shows_it_again(
     assert body["context"]["notes"][0]["note"] == "the sky is green"
 
 
-async def test_screenshots_of_a_demo_conversation(server: RunningServer, pages: Pages) -> None:
-    """Writes docs/screenshot-owner.png and docs/screenshot-viewer.png from a demo chat."""
+async def test_screenshots_of_a_demo_conversation(
+    server: RunningServer, pages: Pages, tmp_path: Path
+) -> None:
+    """Screenshots of a demo chat, owner and viewer. With RA_WRITE_SCREENSHOTS=1 they
+    replace docs/screenshot-owner.png and docs/screenshot-viewer.png (a test run
+    otherwise leaves the checkout as it was)."""
     owner = await open_owner(pages, server.base_url)
     await send(owner, "Hi! What can you do?")
     await expect(owner.locator(".ra-status")).to_have_text("Done")
@@ -487,7 +492,8 @@ async def test_screenshots_of_a_demo_conversation(server: RunningServer, pages: 
 
     shots = {"owner": owner, "viewer": viewer}
     for name, page in shots.items():
-        path = DOCS / f"screenshot-{name}.png"
+        folder = DOCS if os.environ.get("RA_WRITE_SCREENSHOTS") == "1" else tmp_path
+        path = folder / f"screenshot-{name}.png"
         path.unlink(missing_ok=True)
         await page.screenshot(path=str(path))
         data = path.read_bytes()

@@ -98,7 +98,7 @@ class RawViewer:
         self.proto = ClientProtocol(parse_uri(url), max_size=None)
         self.loop = asyncio.get_running_loop()
 
-    async def _pump(self) -> list[Any]:
+    async def pump(self) -> list[Any]:
         for data in self.proto.data_to_send():
             await self.loop.sock_sendall(self.sock, data)
         async with asyncio.timeout(TIMEOUT):
@@ -109,14 +109,14 @@ class RawViewer:
 
     async def open(self) -> None:
         self.proto.send_request(self.proto.connect())
-        while not any(isinstance(e, Response) for e in await self._pump()):
+        while not any(isinstance(e, Response) for e in await self.pump()):
             pass
         assert self.proto.handshake_exc is None
 
     async def read_until(self, done: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
         frames: list[dict[str, Any]] = []
         while not frames or not done(frames[-1]):
-            for event in await self._pump():
+            for event in await self.pump():
                 assert isinstance(event, Frame), event
                 assert event.opcode == Opcode.TEXT, event  # not a close
                 frames.append(orjson.loads(event.data))
@@ -150,3 +150,52 @@ async def test_a_greeting_larger_than_the_bound_does_not_cut_the_socket(
         assert [f["type"] for f in frames[:2]] == ["hello", "snapshot"]
         live = [f for f in frames if "seq" in f]
         assert live and live == owner.events()[-len(live) :]
+
+
+@pytest.mark.parametrize("ws", PATHS)
+async def test_a_pong_overtakes_a_backlog_the_reader_has_not_read(
+    tmp_path: Path, ws: str | None
+) -> None:
+    """Keep-alive stays alive behind a slow reader: frames for a socket that is not
+    reading wait in the server, so the answer to its ping goes out before them
+    (it does not wait behind megabytes of events)."""
+    settings = settings_for(tmp_path, send_queue_bytes=64 * 1024 * 1024)
+    async with RunningServer(settings, ws=ws) as server, Api(server.base_url) as api:
+        created = await api.create()
+        owner = await api.join(created)
+        # a second owner socket on a raw client that reads nothing for now
+        slow = RawViewer(api.ws_url(created["session_id"], created["owner_token"]), server.port)
+        await slow.open()
+        await owner.until_type("presence")  # it has joined: the events below reach it
+        for i in range(96):  # ~8.6 MB of echoes: twice what the kernel's buffers hold
+            await owner.message(f"{i} " + "w" * 90_000, f"c-{i}")
+            await owner.until_idle()
+        backlog_end = owner.events()[-1]["seq"]
+        # A ping, then a message: once the message's echo reaches the other owner,
+        # the server has read the ping (frames are handled in order) and answered it.
+        slow.proto.send_ping(b"still there?")
+        slow.proto.send_text(orjson.dumps({"type": "message", "content": "hi", "client_id": "p"}))
+        for data in slow.proto.data_to_send():
+            await slow.loop.sock_sendall(slow.sock, data)
+        await owner.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "p")
+        pong_at: int | None = None
+        seqs: list[int] = []
+        try:
+            while not seqs or seqs[-1] < backlog_end:
+                for event in await slow.pump():
+                    if isinstance(event, Frame) and event.opcode == Opcode.PONG:
+                        assert event.data == b"still there?"
+                        pong_at = len(seqs)
+                    elif isinstance(event, Frame) and event.opcode == Opcode.TEXT:
+                        frame = orjson.loads(event.data)
+                        if "seq" in frame:
+                            seqs.append(frame["seq"])
+        finally:
+            slow.sock.close()
+        assert pong_at is not None, "no pong before the end of the backlog"
+        queued = sum(seq <= backlog_end for seq in seqs)  # all emitted before the ping
+        # The kernel's buffers (~4 MB) were full before the ping and go first; the
+        # rest of the backlog waited in the server, behind the pong.
+        overtaken = queued - pong_at
+        assert overtaken >= queued // 4, f"pong after {pong_at} of {queued} events"
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # nothing lost or reordered

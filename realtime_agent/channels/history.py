@@ -8,12 +8,19 @@ from itertools import islice
 from .base import Event
 
 
+def _held(event: Event) -> int:
+    """The memory an event keeps: its text and its frame, about the frame's size each
+    (the text is ASCII-compact in CPython; the frame is its UTF-8 plus a header)."""
+    return 2 * len(event.frame)
+
+
 class History:
     """A session's recent events, kept for resume.
 
     Holds at least the last ``min_events`` events and every event of the last
     ``min_seconds``, and never more than ``max_events`` events or ``max_bytes``
-    of event text (the memory bounds; the newest event is always kept).
+    (the memory bounds; the newest event is always kept). An event holds its
+    text and its websocket frame: it counts as twice the frame's size.
     """
 
     __slots__ = ("_bytes", "_events", "_max", "_max_bytes", "_min_events", "_min_seconds")
@@ -22,7 +29,7 @@ class History:
         self, min_events: int, min_seconds: float, max_events: int, max_bytes: int
     ) -> None:
         self._events: deque[Event] = deque()
-        self._bytes = 0  # characters of text held (bytes for ASCII frames)
+        self._bytes = 0  # bytes held: see size
         self._min_events = min_events
         self._min_seconds = min_seconds
         self._max = max(max_events, min_events)
@@ -33,18 +40,19 @@ class History:
 
     @property
     def size(self) -> int:
-        """Characters of event text held."""
+        """Bytes held: each event's text and its websocket frame (built here if no
+        socket needed it yet), counted as twice the frame's size."""
         return self._bytes
 
     def append(self, event: Event) -> None:
         events = self._events
         events.append(event)
-        self._bytes += len(event.text)
+        self._bytes += _held(event)
         while len(events) > 1 and (len(events) > self._max or self._bytes > self._max_bytes):
-            self._bytes -= len(events.popleft().text)
+            self._bytes -= _held(events.popleft())
         horizon = event.at - self._min_seconds
         while len(events) > self._min_events and events[0].at < horizon:
-            self._bytes -= len(events.popleft().text)
+            self._bytes -= _held(events.popleft())
 
     def since(self, after: int, last_seq: int) -> list[Event] | None:
         """Every event with ``seq > after`` up to ``last_seq``, or ``None`` if any is gone."""

@@ -119,17 +119,19 @@ class QueuedSink:
     """
 
     __slots__ = ("_close", "_queue", "_queued", "_send", "_wake")
+    # the queue holds (text, its size in bytes as a frame)
 
     def __init__(self, send: Send) -> None:
         self._send = send
-        self._queue: deque[str] = deque()
-        self._queued = 0  # bytes (characters) waiting in _queue
+        self._queue: deque[tuple[str, int]] = deque()
+        self._queued = 0  # bytes waiting in _queue (frame sizes)
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
 
     def write(self, text: str, frame: bytes | None) -> None:
-        self._queue.append(text)
-        self._queued += len(text)
+        size = len(frame) if frame is not None else len(text.encode())
+        self._queue.append((text, size))
+        self._queued += size
         self._wake.set()
 
     def buffered(self) -> int:
@@ -150,8 +152,8 @@ class QueuedSink:
                 await self._wake.wait()
                 self._wake.clear()
                 while queue:
-                    text = queue.popleft()
-                    self._queued -= len(text)
+                    text, size = queue.popleft()
+                    self._queued -= size
                     await send({"type": "websocket.send", "text": text})
                 if self._close is not None:
                     code, reason = self._close

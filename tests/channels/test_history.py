@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from realtime_agent.channels.base import Event
 from realtime_agent.channels.history import History
+from realtime_agent.wsframe import text_frame
 
 # See tests/test_conversation.py: a failing hypothesis test must not crash the run.
 pytestmark = pytest.mark.filterwarnings(
@@ -160,15 +161,17 @@ def test_window_property(
     max_bytes=st.integers(min_value=1, max_value=2000),
 )
 def test_byte_bound_property(sizes: list[int], max_bytes: int) -> None:
-    """However large the events, the history holds at most ``max_bytes`` of text (or
-    just the newest event), always a contiguous tail, and counts its size exactly."""
+    """However large the events, the history holds at most ``max_bytes`` (or just the
+    newest event), always a contiguous tail, and counts its size exactly: each event's
+    text and its websocket frame, twice the frame's size."""
     history = History(min_events=1000, min_seconds=1e9, max_events=1000, max_bytes=max_bytes)
     events = [Event(seq, "delta", "x" * size, 0.0) for seq, size in enumerate(sizes, start=1)]
     for e in events:
         history.append(e)
     kept = history.since(len(events) - len(history), len(events))
     assert kept == events[len(events) - len(history) :]
-    assert history.size == sum(len(e.text) for e in kept)
+    held = [2 * len(text_frame(e.text)) for e in events]
+    assert history.size == sum(held[len(events) - len(history) :])
     assert history.size <= max_bytes or len(history) == 1
     if len(history) < len(events):  # one more (older) event would not have fitted
-        assert history.size + len(events[-len(history) - 1].text) > max_bytes
+        assert history.size + held[-len(history) - 1] > max_bytes

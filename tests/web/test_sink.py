@@ -21,6 +21,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from realtime_agent.web.sender import QueuedSink
 from realtime_agent.wsframe import text_frame
 from tests.helpers import TIMEOUT, Api, RunningServer, settings_for, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Text
@@ -199,3 +200,18 @@ async def test_a_pong_overtakes_a_backlog_the_reader_has_not_read(
         overtaken = queued - pong_at
         assert overtaken >= queued // 4, f"pong after {pong_at} of {queued} events"
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # nothing lost or reordered
+
+
+async def test_the_portable_sink_counts_bytes_not_characters() -> None:
+    """The send bound is in bytes: a queued frame of non-ASCII text counts its UTF-8 size."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    sink = QueuedSink(send)
+    text = "é" * 100  # 100 characters, 200 bytes
+    sink.write(text, None)
+    assert sink.buffered() == 200
+    sink.write(text, text_frame(text))  # an event's shared frame: 200 bytes and a header
+    assert sink.buffered() == 200 + len(text_frame(text))

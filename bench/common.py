@@ -119,9 +119,10 @@ def cpu_of(pids: Iterable[int]) -> float:
     return sum(proc_cpu_seconds(pid) for pid in pids)
 
 
-def sys_cpu_of(pids: Iterable[int]) -> float:
-    """The kernel's share (stime) of the processes' CPU: the socket writes, mostly."""
-    return sum(proc_cpu_split(pid)[1] for pid in pids)
+def cpu_split_of(pids: Iterable[int]) -> tuple[float, float]:
+    """(utime, stime) summed over the processes, from one read of each."""
+    splits = [proc_cpu_split(pid) for pid in pids]
+    return sum(u for u, _ in splits), sum(s for _, s in splits)
 
 
 def percentiles(samples: Sequence[float] | Any, qs: Sequence[float] = (50, 99)) -> list[float]:

@@ -18,13 +18,12 @@ from .common import (
     RESULTS_DIR,
     Deployment,
     Room,
-    cpu_of,
+    cpu_split_of,
     log,
     machine,
     machine_busy_seconds,
     percentiles,
     start_content,
-    sys_cpu_of,
     versions,
     wait_quiet,
 )
@@ -90,18 +89,24 @@ async def measure_stream(
         load_before, waited = await wait_quiet(*quiet)
         if on_go is not None:
             await on_go()
-        cpu0, busy0, wall0 = cpu_of(dep.pids), machine_busy_seconds(), time.perf_counter()
-        sys0 = sys_cpu_of(dep.pids)
+        (user0, sys0), busy0, wall0 = (
+            cpu_split_of(dep.pids),
+            machine_busy_seconds(),
+            time.perf_counter(),
+        )
         res = await clients.go({"deadline": timeout})
-        cpu1, busy1, wall1 = cpu_of(dep.pids), machine_busy_seconds(), time.perf_counter()
-        sys1 = sys_cpu_of(dep.pids)
+        (user1, sys1), busy1, wall1 = (
+            cpu_split_of(dep.pids),
+            machine_busy_seconds(),
+            time.perf_counter(),
+        )
     finally:
         await clients.close()
     lat = res["lat_us"]
     p50, p99, p100 = percentiles(lat, (50, 99, 100))
     frames = res["frames"]
     span_s = max(1e-9, (res["last_ns"] - res["t_go"]) / 1e9) if res["last_ns"] else float("nan")
-    server_cpu = cpu1 - cpu0
+    server_cpu = (user1 + sys1) - (user0 + sys0)
     expected = chunks * conn["connected"]
     return {
         "impl": dep.impl,

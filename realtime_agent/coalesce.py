@@ -3,17 +3,17 @@
 A chunk that comes after a quiet spell of at least ``window`` seconds since
 the previous send ended goes out at once: light load is never delayed. Chunks
 that come sooner are merged and sent together ``window`` after the previous
-send ended: heavy load becomes fewer,
-larger deltas (the per-socket cost of an event, not of a byte, is what limits
-fan-out). While every send keeps merging several chunks (a sustained fast
-stream) the window doubles, up to ``max_window``; a send of a single chunk
-brings it back to ``window``. And the window is never less than twice what
-the last send took (up to ``max_window``): a session whose fan-out is
-expensive (a thousand sockets) gets merged deltas before the loop falls
-behind, instead of after. Counting from the end of a send (not its start)
-is what merges under overload: when the process is behind, every send waits
-for the loop, and the chunks that piled up meanwhile are read the moment it
-returns; they merge instead of each going out alone, late.
+send ended: heavy load becomes fewer, larger deltas (the per-socket cost of an
+event, not of a byte, is what limits fan-out). While every send keeps merging
+several chunks (a sustained fast stream) the window doubles, up to
+``max_window``; a send of a single chunk brings it back to ``window``. And the
+window is never less than twice what the last send took (up to
+``max_window``): a session whose fan-out is expensive (a thousand sockets)
+gets merged deltas before the loop falls behind, instead of after. Counting
+from the end of a send (not its start) is what merges under overload: when the
+process is behind, every send waits for the loop, and the chunks that piled up
+meanwhile are read the moment it returns; they merge instead of each going out
+alone, late.
 
 The protocol is unchanged: the deltas of a message, joined, still equal its
 final content, because only text that was sent counts as said.
@@ -67,16 +67,25 @@ class Coalescer:
             await self._flush()
 
     async def _stop_timer(self) -> None:
-        """Cancel a timer that still sleeps; let one that is sending finish."""
+        """Cancel a timer that still sleeps; let one that is sending finish, and
+        raise what its send raised."""
         timer, self._timer = self._timer, None
         if timer is None:
             return
         if self._sleeping:
             timer.cancel()
-        await asyncio.gather(timer, return_exceptions=True)
+        await asyncio.wait([timer])  # our own cancellation still interrupts this
+        _raise_failure(timer)
 
     async def add(self, text: str) -> None:
-        """Take one chunk: send it now, or merge it into the next send."""
+        """Take one chunk: send it now, or merge it into the next send.
+
+        Raises what a send made by the timer raised (the stream stops there).
+        """
+        timer = self._timer
+        if timer is not None and timer.done():
+            self._timer = None
+            _raise_failure(timer)
         now = self._loop.time()
         quiet = not self._pending and self._timer is None and now - self._last >= self._window
         self._pending.append(text)
@@ -117,3 +126,9 @@ class Coalescer:
             took = self._last - start
             if self._base:  # a window of 0 means never merge
                 self._window = min(max(window, 2 * took), self._max_window)
+
+
+def _raise_failure(timer: asyncio.Task[None]) -> None:
+    """Raise the exception a finished timer's send ended with, if any."""
+    if not timer.cancelled() and (exc := timer.exception()) is not None:
+        raise exc

@@ -151,3 +151,40 @@ async def test_chunks_that_piled_up_during_a_slow_send_merge() -> None:
         await deltas.add("c")
         assert sends.empty()  # not sent alone: merged, sent within the window
         assert await sends.get() == "bc"
+
+
+async def test_a_failed_timed_send_is_raised_by_the_next_chunk() -> None:
+    """A send the timer made that failed (Redis down) is not lost in its task: the
+    next chunk raises it, and chunks are not merged behind a dead timer."""
+    failed = asyncio.Event()
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        if text == "b":
+            failed.set()
+            raise RuntimeError("the channel layer is down")
+        sent.append(text)
+
+    with pytest.raises(RuntimeError, match="down"):
+        async with Coalescer(send, window=0.01) as deltas:
+            await deltas.add("a")  # sent at once
+            await deltas.add("b")  # merged: the timer sends it, and that fails
+            await failed.wait()
+            await deltas.add("c")
+    assert sent == ["a"]
+
+
+async def test_a_failed_timed_send_is_raised_on_leaving() -> None:
+    """The failure also surfaces when the stream ends right after it."""
+    failed = asyncio.Event()
+
+    async def send(text: str) -> None:
+        if text == "b":
+            failed.set()
+            raise RuntimeError("the channel layer is down")
+
+    with pytest.raises(RuntimeError, match="down"):
+        async with Coalescer(send, window=0.01) as deltas:
+            await deltas.add("a")
+            await deltas.add("b")
+            await failed.wait()

@@ -74,7 +74,7 @@ class ChannelLayer(Protocol):
     problem: str | None
 
     def held(self) -> tuple[int, int]:
-        """Resume history this process holds in memory: (events, bytes of text)."""
+        """Resume history this process holds in memory: (events, bytes: text and frames)."""
 
     async def emit(self, session_id: str, frame: dict[str, Any]) -> Event:
         """Give ``frame`` the next ``seq`` and ``ts``, keep it in history, deliver it."""

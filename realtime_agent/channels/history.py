@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from itertools import islice
 
@@ -9,9 +10,8 @@ from .base import Event
 
 
 def _held(event: Event) -> int:
-    """The memory an event keeps: its text and its frame, about the frame's size each
-    (the text is ASCII-compact in CPython; the frame is its UTF-8 plus a header)."""
-    return 2 * len(event.frame)
+    """The memory an event keeps: its text (as CPython stores it) and its frame."""
+    return sys.getsizeof(event.text) + len(event.frame)
 
 
 class History:
@@ -19,8 +19,8 @@ class History:
 
     Holds at least the last ``min_events`` events and every event of the last
     ``min_seconds``, and never more than ``max_events`` events or ``max_bytes``
-    (the memory bounds; the newest event is always kept). An event holds its
-    text and its websocket frame: it counts as twice the frame's size.
+    (the memory bounds; the newest event is always kept). An event counts what
+    it holds: its text and its websocket frame.
     """
 
     __slots__ = ("_bytes", "_events", "_max", "_max_bytes", "_min_events", "_min_seconds")
@@ -40,8 +40,8 @@ class History:
 
     @property
     def size(self) -> int:
-        """Bytes held: each event's text and its websocket frame (built here if no
-        socket needed it yet), counted as twice the frame's size."""
+        """Bytes held: each event's text (as CPython stores it) and its websocket
+        frame (built here if no socket needed it yet)."""
         return self._bytes
 
     def append(self, event: Event) -> None:

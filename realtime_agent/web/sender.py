@@ -73,10 +73,11 @@ class SocketSender:
             self._last_seq = event.seq
         self._write(event.text, event.frame)
 
-    def send(self, text: str) -> None:
-        """Send a frame of this connection only (hello, snapshot, error, pong)."""
+    def send(self, text: str, frame: bytes | None = None) -> None:
+        """Send a frame of this connection only (hello, snapshot, replay, error, pong);
+        ``frame``, when given, is ``text`` already framed."""
         if self.close_code is None:
-            self._write(text, None)
+            self._write(text, frame)
 
     def _write(self, text: str, frame: bytes | None) -> None:
         # The bound guards against a client falling behind: what was buffered
@@ -119,17 +120,19 @@ class QueuedSink:
     """
 
     __slots__ = ("_close", "_queue", "_queued", "_send", "_wake")
-    # the queue holds (text, its size in bytes as a frame)
 
     def __init__(self, send: Send) -> None:
         self._send = send
-        self._queue: deque[tuple[str, int]] = deque()
+        self._queue: deque[tuple[str, int]] = deque()  # (text, its size in bytes)
         self._queued = 0  # bytes waiting in _queue (frame sizes)
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
 
     def write(self, text: str, frame: bytes | None) -> None:
-        size = len(frame) if frame is not None else len(text.encode())
+        if frame is not None:
+            size = len(frame)
+        else:  # isascii() is O(1): no copy of a large snapshot to measure it
+            size = len(text) if text.isascii() else len(text.encode())
         self._queue.append((text, size))
         self._queued += size
         self._wake.set()

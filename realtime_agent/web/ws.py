@@ -204,8 +204,8 @@ class Connection:
                     }
                 )
             )
-        for event in joined.replay or ():
-            self.sender.send(event.text)
+        for event in joined.replay or ():  # frames kept in history are not built again
+            self.sender.send(event.text, event.frame)
         self.sender.go_live(joined.last_seq)
 
     def _on_signal(self, signal: str) -> None:

@@ -160,7 +160,8 @@ async def test_a_pong_overtakes_a_backlog_the_reader_has_not_read(
     """Keep-alive stays alive behind a slow reader: frames for a socket that is not
     reading wait in the server, so the answer to its ping goes out before them
     (it does not wait behind megabytes of events)."""
-    settings = settings_for(tmp_path, send_queue_bytes=64 * 1024 * 1024)
+    # the client reads nothing for a while: no keep-alive timeout during the test
+    settings = settings_for(tmp_path, send_queue_bytes=64 << 20, ws_ping_interval=300)
     async with RunningServer(settings, ws=ws) as server, Api(server.base_url) as api:
         created = await api.create()
         owner = await api.join(created)

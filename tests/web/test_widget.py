@@ -491,8 +491,8 @@ async def test_screenshots_of_a_demo_conversation(
         await page.locator(".ra-messages").evaluate("el => { el.scrollTop = el.scrollHeight }")
 
     shots = {"owner": owner, "viewer": viewer}
+    folder = DOCS if os.environ.get("RA_WRITE_SCREENSHOTS") == "1" else tmp_path
     for name, page in shots.items():
-        folder = DOCS if os.environ.get("RA_WRITE_SCREENSHOTS") == "1" else tmp_path
         path = folder / f"screenshot-{name}.png"
         path.unlink(missing_ok=True)
         await page.screenshot(path=str(path))

@@ -185,11 +185,13 @@ def targets(
     v = g(fan, "p99_ms", mode="embedded", **o1k)
     add("100 viewers @ 1,000 chunks/s: p99", v, "< 50 ms", lt(v, 50), " ms")
     add("… server CPU per delivered chunk", c1k, "≤ 3 µs", None if c1k is None else c1k <= 3, " µs")
+    # The issue counts the model's events (its coalesced reference: "0.6-2 µs per
+    # delivered event" could not be per frame), so the frame row has no verdict.
     add(
-        "… server CPU per delivered event (frame)",
+        "… server CPU per frame sent (a frame carries the chunks merged into it)",
         c1k_ev,
-        "≤ 3 µs",
-        None if c1k_ev is None else c1k_ev <= 3,
+        "no target: the unit above is the model's event",
+        None,
         " µs",
     )
     v = div(p1k, c1k)
@@ -213,7 +215,11 @@ def targets(
     add("turn overhead, PostgreSQL + Redis: message → echo p50", v, "< 2 ms", lt(v, 2), " ms")
     v = g(turn, "first_delta_p50_ms", mode="distributed")
     add(
-        "turn overhead, PostgreSQL + Redis: message → first delta p50", v, "< 2 ms", lt(v, 2), " ms"
+        "turn overhead, PostgreSQL + Redis: message → first delta p50",
+        v,
+        "no target (the issue's turn target is the echo)",
+        None,
+        " ms",
     )
     for mode in ("embedded", "distributed"):
         v = g(seed, "p50_ms", mode=mode, what="create")

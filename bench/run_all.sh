@@ -22,6 +22,7 @@ $py -m bench.profile --scenario fanout --viewers 100 --rate 1000 --mode embedded
 $py -m bench.profile --scenario fanout --viewers 100 --rate 100 --mode distributed --proc 0
 $py -m bench.profile --scenario fanout --viewers 100 --rate 100 --mode distributed --proc 1
 $py -m bench.profile --scenario many_sessions --viewers 4 --rate 50 --seconds 4
+$py -m bench.profile --scenario many_sessions --viewers 4 --rate 50 --seconds 4 --mode distributed
 $py -m bench.profile --scenario turn --mode distributed --seconds 6
 $py -m bench.plot
 $py -m bench.report

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -103,6 +104,9 @@ class RedisChannels:
         self._local: dict[str, _Local] = {}
         self._leases: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._lock_lines: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._pubsub: Any = None
         self._probe_seen = 0.0
         self.probe_lag: float | None = None
@@ -454,26 +458,34 @@ class RedisChannels:
 
     @asynccontextmanager
     async def lock(self, session_id: str) -> AsyncIterator[bool]:
-        key, token = self._key("lock", session_id), secrets.token_hex(8)
-        keys = [key, self._key("lease", session_id)]
-        delay = 0.001
-        before = _cancels()
-        try:
-            async with asyncio.timeout(_LOCK_MS / 1000):
-                while not (taken := int(await self._take_lock(keys=keys, args=[token, _LOCK_MS]))):
-                    _reraise_cancel(before=before)
-                    await asyncio.sleep(delay)  # a holder keeps it for milliseconds
-                    delay = min(delay * 2, 0.05)
-        except (RedisError, OSError) as exc:
-            raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
-        try:
-            _reraise_cancel(before=before)  # taken while cancelled: give it back at once
-            yield taken == 2
-        finally:
+        # This process's callers for one session wait in line here, first come first
+        # served, so only the first polls Redis: a crowd of sockets joining one session
+        # neither floods Redis with retries nor leaves one of them starving until the
+        # timeout while newcomers win. (The line lives while someone is in it.)
+        line = self._lock_lines.setdefault(session_id, asyncio.Lock())
+        async with line:
+            key, token = self._key("lock", session_id), secrets.token_hex(8)
+            keys = [key, self._key("lease", session_id)]
+            delay = 0.001
+            before = _cancels()
             try:
-                await asyncio.shield(self._unlock(keys=[key], args=[token]))
-            except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
-                log.warning("could not release the lock of %s: %r", session_id, exc)
+                async with asyncio.timeout(_LOCK_MS / 1000):
+                    while not (
+                        taken := int(await self._take_lock(keys=keys, args=[token, _LOCK_MS]))
+                    ):
+                        _reraise_cancel(before=before)
+                        await asyncio.sleep(delay)  # a holder keeps it for milliseconds
+                        delay = min(delay * 2, 0.05)
+            except (RedisError, OSError) as exc:
+                raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
+            try:
+                _reraise_cancel(before=before)  # taken while cancelled: give it back at once
+                yield taken == 2
+            finally:
+                try:
+                    await asyncio.shield(self._unlock(keys=[key], args=[token]))
+                except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
+                    log.warning("could not release the lock of %s: %r", session_id, exc)
 
     async def acquire_run(self, session_id: str) -> bool:
         key, token = self._key("lease", session_id), f"{self._id}.{secrets.token_hex(4)}"

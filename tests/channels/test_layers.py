@@ -701,3 +701,30 @@ async def test_the_lock_tells_whether_a_run_holds_the_lease(
     await layer.release_run(session_id)
     async with layer.lock(session_id) as running:
         assert running is False
+
+
+async def _evalsha_calls(raw: Any) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_a_crowd_wanting_one_sessions_lock_waits_in_line(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """Many tasks of one process wanting the same session's lock (a crowd of sockets
+    joining) get it first come first served, each with one attempt on Redis, instead
+    of all polling Redis and the unlucky ones waiting until the lock times out."""
+    layer = await redis_layers()
+    session_id = seqs.session()
+    order: list[int] = []
+
+    async def take(i: int) -> None:
+        async with layer.lock(session_id):
+            order.append(i)
+            await asyncio.sleep(0.002)  # held as long as a join reading its snapshot
+
+    before = await _evalsha_calls(redis_layers.raw)
+    await asyncio.gather(*(take(i) for i in range(100)))
+    calls = await _evalsha_calls(redis_layers.raw) - before
+    assert order == list(range(100))
+    assert calls <= 2 * 100 + 10, f"{calls} lock and unlock calls for 100 holders"

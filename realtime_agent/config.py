@@ -8,7 +8,7 @@ in-process channels and the offline demo model.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         None, validation_alias="ANTHROPIC_BASE_URL", description="unset: the SDK's default"
     )
     llm_max_retries: int = Field(2, ge=0, description="the SDK's retries of a failed call")
+    anthropic_http: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="the SDK's HTTP transport: aiohttp (the SDK's DefaultAioHttpClient, about"
+        " half the CPU per streamed event) or httpx (its default transport)",
+    )
     model: str = Field(DEFAULT_MODEL, description="Claude model for the Anthropic provider")
     max_tokens: int = Field(4096, ge=1, description="max_tokens of each model call")
     system_prompt: str = Field(

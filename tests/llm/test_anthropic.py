@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -12,8 +14,10 @@ import pytest
 from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
 
+from realtime_agent.app import _llm
 from realtime_agent.llm.anthropic import AnthropicLLM, EventMapper
 from realtime_agent.llm.base import LLM, Finished, LLMError, LLMEvent, TextDelta, ToolSpec, ToolUse
+from tests.helpers import standin_settings
 from tests.standin_anthropic import (
     AnthropicStandIn,
     Drop,
@@ -41,10 +45,18 @@ async def standin() -> AsyncIterator[AnthropicStandIn]:
         yield server
 
 
-@pytest.fixture
-async def client(standin: AnthropicStandIn) -> AsyncIterator[anthropic.AsyncAnthropic]:
+@pytest.fixture(params=["aiohttp", "httpx"])
+async def client(
+    standin: AnthropicStandIn, request: pytest.FixtureRequest
+) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The SDK on each of its HTTP transports (RA_ANTHROPIC_HTTP)."""
+    http = (
+        anthropic.DefaultAioHttpClient()
+        if request.param == "aiohttp"
+        else anthropic.DefaultAsyncHttpxClient()
+    )
     async with anthropic.AsyncAnthropic(
-        api_key="test-key", base_url=standin.base_url, max_retries=0
+        api_key="test-key", base_url=standin.base_url, max_retries=0, http_client=http
     ) as sdk:
         yield sdk
 
@@ -194,7 +206,7 @@ async def test_dropped_connection_is_an_llm_error(
             async for event in events:
                 seen.append(event)
     assert seen == [TextDelta("Hello"), TextDelta(" wor")]
-    assert isinstance(caught.value.__cause__, httpx2.RemoteProtocolError)
+    assert isinstance(caught.value.__cause__, httpx2.TransportError)  # per transport: which one
 
 
 async def test_unreachable_api_is_an_llm_error() -> None:
@@ -476,3 +488,29 @@ def test_standin_validates_like_the_api(
         assert result is None
     else:
         assert result is not None and problem in result
+
+
+@pytest.mark.parametrize(
+    ("setting", "transport"),
+    [
+        (None, anthropic.DefaultAioHttpClient),
+        ("aiohttp", anthropic.DefaultAioHttpClient),
+        ("httpx", anthropic.DefaultAsyncHttpxClient),
+    ],
+)
+async def test_the_server_picks_the_sdks_transport(
+    tmp_path: Path, standin: AnthropicStandIn, setting: str | None, transport: type
+) -> None:
+    """RA_ANTHROPIC_HTTP picks the SDK's HTTP client (aiohttp unless told otherwise), and
+    the provider the server builds streams through it."""
+    overrides = {} if setting is None else {"anthropic_http": setting}
+    async with AsyncExitStack() as stack:
+        llm = await _llm(standin_settings(tmp_path, standin, **overrides), stack)
+        assert isinstance(llm, AnthropicLLM)
+        assert isinstance(llm._client._client, transport)  # the SDK's http client
+        standin.push(Text(["over ", "there"]))
+        events = await collect(llm)
+        assert [e for e in events if isinstance(e, TextDelta)] == [
+            TextDelta("over "),
+            TextDelta("there"),
+        ]

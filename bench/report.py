@@ -283,8 +283,8 @@ def profiles() -> str:
 def build() -> str:
     fan_doc, many_doc = load("fanout"), load("many_sessions")
     turn_doc, seed_doc = load("turn"), load("seed")
-    sock_doc, tr_doc = load("sockets"), load("transcript")
-    docs = [d for d in (fan_doc, many_doc, turn_doc, seed_doc, sock_doc, tr_doc) if d]
+    sock_doc, tr_doc, sdk_doc = load("sockets"), load("transcript"), load("sdk")
+    docs = [d for d in (fan_doc, many_doc, turn_doc, seed_doc, sock_doc, tr_doc, sdk_doc) if d]
     if not docs:
         return "No results yet: run the scenarios.\n"
     fan = fan_doc["rows"] if fan_doc else []
@@ -293,6 +293,7 @@ def build() -> str:
     seed = seed_doc["rows"] if seed_doc else []
     sock = sock_doc["rows"] if sock_doc else []
     tr = tr_doc["rows"] if tr_doc else []
+    sdk = sdk_doc["rows"] if sdk_doc else []
     parts = ["### Machine and versions\n"]
     mrows = []
     for d in docs:
@@ -492,6 +493,23 @@ def build() -> str:
                         f(r["dropped"]),
                     ]
                     for r in tr
+                ],
+            )
+        )
+    if sdk:
+        parts.append("\n### The SDK's HTTP transport (reading the model's stream)\n")
+        parts.append(
+            table(
+                ["transport", "events", "**CPU µs/event**", "short call p50", "p99"],
+                [
+                    [
+                        r["transport"],
+                        f(r["events"]),
+                        f(r["cpu_us_per_event"]),
+                        f(r["call_p50_ms"]) + " ms",
+                        f(r["call_p99_ms"]) + " ms",
+                    ]
+                    for r in sdk
                 ],
             )
         )

@@ -1,0 +1,109 @@
+"""The anthropic SDK's HTTP transports: CPU per streamed event and a short call.
+
+    python -m bench.sdk [--events 20000] [--calls 200] [--transport aiohttp,httpx]
+
+The provider the server uses (``AnthropicLLM`` over ``AsyncAnthropic``) reads
+one stream of ``--events`` text chunks, sent as fast as possible by the
+bench's stand-in (its own process), three times per transport; the CPU of
+this process per event (``time.process_time``) is the cost of reading the
+model's stream, which every chunk pays before any fan-out. Then ``--calls``
+one-chunk calls one after another: the wall time of a whole call (request
+set-up, the stand-in's answer, parsing), p50/p99. The server's transport is
+``RA_ANTHROPIC_HTTP`` (``aiohttp`` by default). Rows go to
+bench/results/sdk.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import add_list_arg, collect, log, percentiles, print_table, standin_model
+from .streaming import merge_results
+
+KEY = ("scenario", "transport")
+
+
+async def measure(url: str, transport: str, events: int, calls: int) -> dict[str, Any]:
+    import anthropic
+
+    from realtime_agent.llm.anthropic import AnthropicLLM
+
+    http = (
+        anthropic.DefaultAioHttpClient()
+        if transport == "aiohttp"
+        else anthropic.DefaultAsyncHttpxClient()
+    )
+    async with anthropic.AsyncAnthropic(
+        api_key="bench-key", base_url=url, max_retries=0, http_client=http
+    ) as client:
+        llm = AnthropicLLM(client, model="bench", max_tokens=100)
+
+        async def call(content: str) -> int:
+            messages = [{"role": "user", "content": content}]
+            n = 0
+            async with llm.stream(system="", messages=messages, tools=()) as stream:
+                async for _ in stream:
+                    n += 1
+            return n
+
+        await call("bench chunks=100 rate=0")  # connection and first-use costs
+        per_event = []
+        for _ in range(3):
+            cpu0 = time.process_time()
+            n = await call(f"bench chunks={events} rate=0")
+            per_event.append((time.process_time() - cpu0) * 1e6 / n)
+        walls = []
+        for _ in range(calls):
+            t0 = time.perf_counter_ns()
+            await call("bench chunks=1 rate=0")
+            walls.append((time.perf_counter_ns() - t0) / 1e6)
+    p50, p99 = percentiles(walls)
+    return {
+        "scenario": "sdk",
+        "transport": transport,
+        "events": events,
+        "cpu_us_per_event": min(per_event),
+        "cpu_us_per_event_runs": per_event,
+        "calls": calls,
+        "call_p50_ms": p50,
+        "call_p99_ms": p99,
+    }
+
+
+async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    async with standin_model(Path(tempfile.mkdtemp(prefix="ra-bench-"))) as url:
+        for transport in args.transport:
+            log(f"sdk {transport}: {args.events} events, {args.calls} calls")
+            rows.append(await measure(url, transport, args.events, args.calls))
+    return rows
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--calls", type=int, default=200)
+    add_list_arg(parser, "--transport", ["aiohttp", "httpx"])
+    args = parser.parse_args()
+    rows = collect(main, args)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    merge_results("sdk", rows, KEY, {})
+    print_table(
+        rows,
+        [
+            ("transport", "transport"),
+            ("cpu_us_per_event", "CPU µs/event"),
+            ("call_p50_ms", "call p50 ms"),
+            ("call_p99_ms", "call p99 ms"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    cli()

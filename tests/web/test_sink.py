@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from starlette.types import Message
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosedError
 from websockets.frames import Frame, Opcode
@@ -205,9 +206,9 @@ async def test_a_pong_overtakes_a_backlog_the_reader_has_not_read(
 
 async def test_the_portable_sink_counts_bytes_not_characters() -> None:
     """The send bound is in bytes: a queued frame of non-ASCII text counts its UTF-8 size."""
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     sink = QueuedSink(send)

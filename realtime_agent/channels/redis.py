@@ -462,30 +462,38 @@ class RedisChannels:
         # served, so only the first polls Redis: a crowd of sockets joining one session
         # neither floods Redis with retries nor leaves one of them starving until the
         # timeout while newcomers win. (The line lives while someone is in it.)
+        # One deadline covers the line and Redis: when Redis hangs, everyone in the
+        # line gives up after _LOCK_MS, not one after the other.
         line = self._lock_lines.setdefault(session_id, asyncio.Lock())
-        async with line:
-            key, token = self._key("lock", session_id), secrets.token_hex(8)
-            keys = [key, self._key("lease", session_id)]
-            delay = 0.001
-            before = _cancels()
-            try:
-                async with asyncio.timeout(_LOCK_MS / 1000):
-                    while not (
-                        taken := int(await self._take_lock(keys=keys, args=[token, _LOCK_MS]))
-                    ):
-                        _reraise_cancel(before=before)
-                        await asyncio.sleep(delay)  # a holder keeps it for milliseconds
-                        delay = min(delay * 2, 0.05)
-            except (RedisError, OSError) as exc:
+        key, token = self._key("lock", session_id), secrets.token_hex(8)
+        keys = [key, self._key("lease", session_id)]
+        delay = 0.001
+        before = _cancels()
+        in_line = False
+        try:
+            async with asyncio.timeout(_LOCK_MS / 1000):
+                await line.acquire()
+                in_line = True
+                while not (taken := int(await self._take_lock(keys=keys, args=[token, _LOCK_MS]))):
+                    _reraise_cancel(before=before)
+                    await asyncio.sleep(delay)  # a holder keeps it for milliseconds
+                    delay = min(delay * 2, 0.05)
+        except BaseException as exc:
+            if in_line:
+                line.release()
+            if isinstance(exc, RedisError | OSError):  # TimeoutError is an OSError
                 raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
+            raise
+        try:
+            _reraise_cancel(before=before)  # taken while cancelled: give it back at once
+            yield taken == 2
+        finally:
             try:
-                _reraise_cancel(before=before)  # taken while cancelled: give it back at once
-                yield taken == 2
+                await asyncio.shield(self._unlock(keys=[key], args=[token]))
+            except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
+                log.warning("could not release the lock of %s: %r", session_id, exc)
             finally:
-                try:
-                    await asyncio.shield(self._unlock(keys=[key], args=[token]))
-                except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
-                    log.warning("could not release the lock of %s: %r", session_id, exc)
+                line.release()
 
     async def acquire_run(self, session_id: str) -> bool:
         key, token = self._key("lease", session_id), f"{self._id}.{secrets.token_hex(4)}"

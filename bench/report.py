@@ -500,10 +500,18 @@ def build() -> str:
         parts.append("\n### The SDK's HTTP transport (reading the model's stream)\n")
         parts.append(
             table(
-                ["transport", "events", "**CPU µs/event**", "short call p50", "p99"],
+                [
+                    "transport",
+                    "chunks/s (0: at once)",
+                    "events",
+                    "**CPU µs/event**",
+                    "short call p50",
+                    "p99",
+                ],
                 [
                     [
                         r["transport"],
+                        f(r.get("rate", 0.0)),
                         f(r["events"]),
                         f(r["cpu_us_per_event"]),
                         f(r["call_p50_ms"]) + " ms",

@@ -1,10 +1,12 @@
 """The anthropic SDK's HTTP transports: CPU per streamed event and a short call.
 
-    python -m bench.sdk [--events 20000] [--calls 200] [--transport aiohttp,httpx]
+    python -m bench.sdk [--events 20000] [--rate 0,2000] [--calls 200] [--transport aiohttp,httpx]
 
 The provider the server uses (``AnthropicLLM`` over ``AsyncAnthropic``) reads
-one stream of ``--events`` text chunks, sent as fast as possible by the
-bench's stand-in (its own process), three times per transport; the CPU of
+one stream of ``--events`` text chunks from the bench's stand-in (its own
+process), three times per transport and ``--rate``: 0 sends them as fast as
+possible (many events per read), 2,000 chunks/s comes closer to a model's
+stream (about one event per read); the CPU of
 this process per event (``time.process_time``) is the cost of reading the
 model's stream, which every chunk pays before any fan-out. Then ``--calls``
 one-chunk calls one after another: the wall time of a whole call (request
@@ -22,13 +24,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import add_list_arg, collect, log, percentiles, print_table, standin_model
+from .common import (
+    add_list_arg,
+    collect,
+    log,
+    parse_list,
+    percentiles,
+    print_table,
+    standin_model,
+)
 from .streaming import merge_results
 
-KEY = ("scenario", "transport")
+KEY = ("scenario", "transport", "rate")
 
 
-async def measure(url: str, transport: str, events: int, calls: int) -> dict[str, Any]:
+async def measure(url: str, transport: str, events: int, rate: float, calls: int) -> dict[str, Any]:
     import anthropic
 
     from realtime_agent.llm.anthropic import AnthropicLLM
@@ -55,7 +65,7 @@ async def measure(url: str, transport: str, events: int, calls: int) -> dict[str
         per_event = []
         for _ in range(3):
             cpu0 = time.process_time()
-            n = await call(f"bench chunks={events} rate=0")
+            n = await call(f"bench chunks={events} rate={rate:g}")
             per_event.append((time.process_time() - cpu0) * 1e6 / n)
         walls = []
         for _ in range(calls):
@@ -67,6 +77,7 @@ async def measure(url: str, transport: str, events: int, calls: int) -> dict[str
         "scenario": "sdk",
         "transport": transport,
         "events": events,
+        "rate": rate,
         "cpu_us_per_event": min(per_event),
         "cpu_us_per_event_runs": per_event,
         "calls": calls,
@@ -78,15 +89,19 @@ async def measure(url: str, transport: str, events: int, calls: int) -> dict[str
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     async with standin_model(Path(tempfile.mkdtemp(prefix="ra-bench-"))) as url:
-        for transport in args.transport:
-            log(f"sdk {transport}: {args.events} events, {args.calls} calls")
-            rows.append(await measure(url, transport, args.events, args.calls))
+        for rate in args.rate:
+            for transport in args.transport:
+                log(f"sdk {transport}: {args.events} events at {rate:g}/s, {args.calls} calls")
+                rows.append(await measure(url, transport, args.events, rate, args.calls))
     return rows
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument(
+        "--rate", type=lambda v: parse_list(v, float), default=[0.0, 2000.0], help="chunks/s"
+    )
     parser.add_argument("--calls", type=int, default=200)
     add_list_arg(parser, "--transport", ["aiohttp", "httpx"])
     args = parser.parse_args()
@@ -98,6 +113,7 @@ def cli() -> None:
         rows,
         [
             ("transport", "transport"),
+            ("rate", "chunks/s"),
             ("cpu_us_per_event", "CPU µs/event"),
             ("call_p50_ms", "call p50 ms"),
             ("call_p99_ms", "call p99 ms"),

@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, description="the SDK's retries of a failed call")
     anthropic_http: Literal["aiohttp", "httpx"] = Field(
         "aiohttp",
-        description="the SDK's HTTP transport: aiohttp (the SDK's DefaultAioHttpClient, about"
-        " half the CPU per streamed event) or httpx (its default transport)",
+        description="the SDK's HTTP transport: aiohttp (the SDK's DefaultAioHttpClient, a third"
+        " to a half less CPU per streamed event) or httpx (its default transport)",
     )
     model: str = Field(DEFAULT_MODEL, description="Claude model for the Anthropic provider")
     max_tokens: int = Field(4096, ge=1, description="max_tokens of each model call")

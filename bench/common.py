@@ -746,6 +746,17 @@ def add_stream_args(parser: argparse.ArgumentParser, *, timeout: float, timeout_
     parser.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
 
 
+def stream_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`bench.streaming.measure_stream`'s keyword arguments from :func:`add_stream_args`'s
+    options (the deadline counts from the end of the stream, ``--seconds`` long)."""
+    return {
+        "client_procs": args.client_procs,
+        "client": args.client,
+        "quiet": tuple(args.quiet),
+        "timeout": args.seconds + args.timeout,
+    }
+
+
 def run(main_coro: Any) -> None:
     try:
         import uvloop

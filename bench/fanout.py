@@ -32,6 +32,7 @@ from .common import (
     over_deployments,
     parse_list,
     print_table,
+    stream_options,
 )
 from .streaming import compare, measure_stream, merge_results, warm_up
 
@@ -59,10 +60,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                             chunks=chunks,
                             rate=rate,
                             pad=args.pad,
-                            client_procs=args.client_procs,
-                            client=args.client,
-                            quiet=tuple(args.quiet),
-                            timeout=args.seconds + args.timeout,
+                            **stream_options(args),
                         )
                     )
                 # the run the rest of the machine disturbed least

@@ -24,6 +24,7 @@ from .common import (
     log,
     over_deployments,
     print_table,
+    stream_options,
 )
 from .streaming import compare, measure_stream, merge_results, warm_up
 
@@ -44,11 +45,8 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
             [(room, args.viewers) for room in rooms],
             chunks=chunks,
             rate=args.rate,
-            client_procs=args.client_procs,
-            client=args.client,
-            quiet=tuple(args.quiet),
-            timeout=args.seconds + args.timeout,
             settle=1.0,
+            **stream_options(args),
         )
         row.update(sessions=args.sessions, viewers=args.viewers)
         return [row]

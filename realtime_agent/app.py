@@ -69,8 +69,8 @@ async def _llm(settings: Settings, stack: AsyncExitStack) -> LLM:
 
     from .llm.anthropic import AnthropicLLM
 
-    # The SDK's own aiohttp transport reads a stream with about half the CPU of httpx
-    # (bench/README.md); closing the client closes it.
+    # The SDK's own aiohttp transport reads a stream with a third to a half less CPU
+    # than httpx (python -m bench.sdk); closing the client closes it.
     http = DefaultAioHttpClient if settings.anthropic_http == "aiohttp" else DefaultAsyncHttpxClient
     client = await stack.enter_async_context(
         AsyncAnthropic(

@@ -176,10 +176,14 @@ class SessionService:
 
     async def busy(self, session_id: str) -> bool:
         """Whether a run is in progress, here or on another process."""
+        here = self._running_here(session_id)
+        return here if here is not None else await self.channels.run_active(session_id)
+
+    def _running_here(self, session_id: str) -> bool | None:
+        """Whether this process's drain of the session is in a run; ``None`` when the
+        session has no drain here (only the channel layer knows then)."""
         drain = self._drains.get(session_id)
-        if drain is not None:
-            return drain.run is not None
-        return await self.channels.run_active(session_id)
+        return None if drain is None else drain.run is not None
 
     async def submit(
         self, session_id: str, content: str, client_id: str, on_busy: OnBusy = "queue"
@@ -191,8 +195,8 @@ class SessionService:
         ``busy`` for ``on_busy="reject"`` during a run (nothing stored).
         """
         async with self.channels.lock(session_id) as run_active:
-            drain = self._drains.get(session_id)  # what busy() asks, without a round trip
-            busy = drain.run is not None if drain is not None else run_active
+            here = self._running_here(session_id)  # busy(), without another round trip
+            busy = here if here is not None else run_active
             if busy and on_busy == "reject":
                 raise FrameError(ErrorCode.BUSY, "a run is in progress and on_busy is 'reject'")
             if busy and on_busy in ("queue", "interrupt"):

@@ -466,24 +466,17 @@ class RedisChannels:
         # line gives up after _LOCK_MS, not one after the other.
         line = self._lock_lines.setdefault(session_id, asyncio.Lock())
         key, token = self._key("lock", session_id), secrets.token_hex(8)
-        keys = [key, self._key("lease", session_id)]
-        delay = 0.001
         before = _cancels()
-        in_line = False
         try:
             async with asyncio.timeout(_LOCK_MS / 1000):
                 await line.acquire()
-                in_line = True
-                while not (taken := int(await self._take_lock(keys=keys, args=[token, _LOCK_MS]))):
-                    _reraise_cancel(before=before)
-                    await asyncio.sleep(delay)  # a holder keeps it for milliseconds
-                    delay = min(delay * 2, 0.05)
-        except BaseException as exc:
-            if in_line:
-                line.release()
-            if isinstance(exc, RedisError | OSError):  # TimeoutError is an OSError
-                raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
-            raise
+                try:
+                    taken = await self._take(key, self._key("lease", session_id), token, before)
+                except BaseException:
+                    line.release()
+                    raise
+        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+            raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
         try:
             _reraise_cancel(before=before)  # taken while cancelled: give it back at once
             yield taken == 2
@@ -494,6 +487,15 @@ class RedisChannels:
                 log.warning("could not release the lock of %s: %r", session_id, exc)
             finally:
                 line.release()
+
+    async def _take(self, key: str, lease: str, token: str, before: int) -> int:
+        """Poll ``lock.lua`` until the lock is ours: 1 (no run), 2 (a run holds the lease)."""
+        delay = 0.001
+        while not (taken := int(await self._take_lock(keys=[key, lease], args=[token, _LOCK_MS]))):
+            _reraise_cancel(before=before)
+            await asyncio.sleep(delay)  # a holder keeps it for milliseconds
+            delay = min(delay * 2, 0.05)
+        return taken
 
     async def acquire_run(self, session_id: str) -> bool:
         key, token = self._key("lease", session_id), f"{self._id}.{secrets.token_hex(4)}"

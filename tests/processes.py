@@ -11,7 +11,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-READY_LINE = "Application startup complete"
+#: uvicorn logs this once its socket listens, after the lifespan started the app
+#: ("Application startup complete" comes before the bind: a connect could be refused).
+READY_LINE = "Uvicorn running on"
 TIMEOUT = 20.0
 
 

@@ -20,8 +20,9 @@ import jsonschema
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.processes import READY_LINE
+
 TIMEOUT = 30.0
-READY_LINE = "Application startup complete"
 FINAL = {"completed", "completed_with_errors", "error", "interrupted"}
 
 
@@ -186,7 +187,8 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     lines: list[str] = []
     drain: asyncio.Task[None] | None = None
     try:
-        # uvicorn logs this line once the lifespan (store, model, signer) is up.
+        # uvicorn logs this line once the lifespan (store, model, signer) is up and
+        # its socket listens.
         async with asyncio.timeout(TIMEOUT):
             while not any(READY_LINE in line for line in lines):
                 raw = await proc.stdout.readline()

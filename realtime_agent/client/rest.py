@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 from .errors import ClientError, network_reason
 
@@ -21,7 +21,7 @@ class CreatedSession:
     viewer_token: str
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: httpx2.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -35,11 +35,11 @@ async def create_session(base: str, character_id: int, api_key: str | None) -> C
     """Create a session on the server at ``base``; raises :class:`ClientError` on failure."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+        async with httpx2.AsyncClient(timeout=HTTP_TIMEOUT) as http:
             response = await http.post(
                 f"{base}/agent/sessions", json={"character_id": character_id}, headers=headers
             )
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise ClientError(f"cannot reach {base}: {network_reason(exc)}") from None
     if response.status_code == 401:
         if api_key:

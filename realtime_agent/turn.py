@@ -46,12 +46,12 @@ class Turn:
     status: SessionStatus
     state: TurnState = field(default_factory=TurnState)
     task: asyncio.Task[None] | None = None
-    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    inflight: set[asyncio.Task[object]] = field(default_factory=set)
     last_position: int = 0
     _approval_id: str | None = None
     _decision: asyncio.Future[Decision] | None = None
 
-    def _complete(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+    def _complete(self, coro: Coroutine[Any, Any, object]) -> asyncio.Future[object]:
         """Run a durable write to its end even if the turn is interrupted meanwhile."""
         task = asyncio.ensure_future(coro)
         self.inflight.add(task)

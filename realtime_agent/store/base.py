@@ -54,16 +54,22 @@ class Store(Protocol):
     async def reserve_seq(self, session_id: str, count: int) -> int:
         """Reserve ``count`` seq numbers; returns the highest number reserved before."""
 
-    async def set_status(self, session_id: str, status: SessionStatus) -> None:
-        """Write only the status (and ``updated_at``)."""
+    # Each setter writes one field (and ``updated_at``) of a live session and
+    # returns the session as written, in the same statement; ``None`` (nothing
+    # written) when no live session has that id.
 
-    async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
+    async def set_status(self, session_id: str, status: SessionStatus) -> Session | None:
+        """Write only the status."""
+
+    async def set_context(self, session_id: str, context: dict[str, Any]) -> Session | None:
         """Write only the session context."""
 
-    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> None:
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> Session | None:
         """Write only the autonomy level."""
 
-    async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
+    async def set_pending_approval(
+        self, session_id: str, approval: dict[str, Any] | None
+    ) -> Session | None:
         """Write (or clear, with ``None``) the tool calls waiting for the owner."""
 
     async def bump_viewer_generation(self, session_id: str) -> int:

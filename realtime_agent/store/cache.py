@@ -91,21 +91,25 @@ class CachedStore:
         await self.store.create_session(session)
         await self._write(session)
 
-    async def set_status(self, session_id: str, status: SessionStatus) -> None:
-        await self.store.set_status(session_id, status)
-        await self._refresh(session_id)
+    async def _through(self, written: Session | None) -> Session | None:
+        """Write the session a setter returned through to the cache."""
+        if written is not None:
+            await self._write(written)
+        return written
 
-    async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
-        await self.store.set_context(session_id, context)
-        await self._refresh(session_id)
+    async def set_status(self, session_id: str, status: SessionStatus) -> Session | None:
+        return await self._through(await self.store.set_status(session_id, status))
 
-    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> None:
-        await self.store.set_autonomy(session_id, level)
-        await self._refresh(session_id)
+    async def set_context(self, session_id: str, context: dict[str, Any]) -> Session | None:
+        return await self._through(await self.store.set_context(session_id, context))
 
-    async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
-        await self.store.set_pending_approval(session_id, approval)
-        await self._refresh(session_id)
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> Session | None:
+        return await self._through(await self.store.set_autonomy(session_id, level))
+
+    async def set_pending_approval(
+        self, session_id: str, approval: dict[str, Any] | None
+    ) -> Session | None:
+        return await self._through(await self.store.set_pending_approval(session_id, approval))
 
     async def bump_viewer_generation(self, session_id: str) -> int:
         generation = await self.store.bump_viewer_generation(session_id)

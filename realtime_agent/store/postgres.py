@@ -45,6 +45,17 @@ async def _reset_connection(conn: Any) -> None:
         await conn.execute("ROLLBACK")
 
 
+_SESSION_COLUMNS = (
+    "id, character_id, autonomy_level, status, context, created_at, updated_at,"
+    " pending_approval, viewer_generation"
+)
+
+
+def _session(row: Any) -> Session:
+    level, status = AutonomyLevel(row["autonomy_level"]), SessionStatus(row["status"])
+    return Session(**{**row, "autonomy_level": level, "status": status})
+
+
 def _message(row: Any) -> Message:
     # The selected columns are named exactly as the Message fields.
     return Message(**dict(row))
@@ -74,16 +85,17 @@ class PostgresStore:
 
     Several server processes share one database, so no in-process lock can
     make a read-then-write atomic. Instead, every such write first locks the
-    session row: :meth:`append_message` with the ``UPDATE`` of the session's
-    position counter (one statement), :meth:`take_next` with ``SELECT ... FOR
-    UPDATE`` in a transaction. Writers of one session queue up on that row,
-    writers of different sessions never wait for each other. The reads after
-    the lock in :meth:`take_next` are separate statements on purpose: under
-    READ COMMITTED each statement takes a fresh snapshot, so it sees what the
-    previous lock holder committed (a subquery inside the locking statement
-    would not; an ``UPDATE`` re-reads the row it waited for, which is why the
-    counter is safe in one statement). ``UNIQUE (session_id, position)`` and
-    ``UNIQUE (session_id, client_id)`` back this up in the schema.
+    session row, in one round trip: :meth:`append_message` with the ``UPDATE``
+    of the session's position counter (one statement), :meth:`take_next` with
+    ``SELECT ... FOR UPDATE`` in the function ``ra_take_next``. Writers of one
+    session queue up on that row, writers of different sessions never wait
+    for each other. The reads after the lock in ``ra_take_next`` are separate
+    statements on purpose: under READ COMMITTED each statement takes a fresh
+    snapshot, so it sees what the previous lock holder committed (a subquery
+    inside the locking statement would not; an ``UPDATE`` re-reads the row it
+    waited for, which is why the counter is safe in one statement). ``UNIQUE
+    (session_id, position)`` and ``UNIQUE (session_id, client_id)`` back this
+    up in the schema.
     :meth:`reserve_seq` is a single ``UPDATE``, atomic on its own.
     :meth:`migrate` serialises concurrent starts with a session-level
     advisory lock.
@@ -188,27 +200,24 @@ class PostgresStore:
 
     async def get_session(self, session_id: str) -> Session | None:
         row = await self.pool.fetchrow(
-            "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at,"
-            " pending_approval, viewer_generation FROM agent_sessions"
-            " WHERE id = $1 AND NOT archived",
+            f"SELECT {_SESSION_COLUMNS} FROM agent_sessions WHERE id = $1 AND NOT archived",
             session_id,
         )
-        if row is None:
-            return None
-        level, status = AutonomyLevel(row["autonomy_level"]), SessionStatus(row["status"])
-        return Session(**{**row, "autonomy_level": level, "status": status})
+        return None if row is None else _session(row)
 
-    async def set_status(self, session_id: str, status: SessionStatus) -> None:
-        await self._set(session_id, "status", status.value)
+    async def set_status(self, session_id: str, status: SessionStatus) -> Session | None:
+        return await self._set(session_id, "status", status.value)
 
-    async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
-        await self._set(session_id, "context", context)
+    async def set_context(self, session_id: str, context: dict[str, Any]) -> Session | None:
+        return await self._set(session_id, "context", context)
 
-    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> None:
-        await self._set(session_id, "autonomy_level", int(level))
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> Session | None:
+        return await self._set(session_id, "autonomy_level", int(level))
 
-    async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
-        await self._set(session_id, "pending_approval", approval)
+    async def set_pending_approval(
+        self, session_id: str, approval: dict[str, Any] | None
+    ) -> Session | None:
+        return await self._set(session_id, "pending_approval", approval)
 
     async def bump_viewer_generation(self, session_id: str) -> int:
         generation = await self.pool.fetchval(
@@ -227,9 +236,15 @@ class PostgresStore:
         )
         return int(turn or 0)
 
-    async def _set(self, session_id: str, column: str, value: Any) -> None:
-        sql = f"UPDATE agent_sessions SET {column} = $2, updated_at = $3 WHERE id = $1"
-        await self.pool.execute(sql, session_id, value, utcnow())
+    async def _set(self, session_id: str, column: str, value: Any) -> Session | None:
+        row = await self.pool.fetchrow(
+            f"UPDATE agent_sessions SET {column} = $2, updated_at = $3"
+            f" WHERE id = $1 AND NOT archived RETURNING {_SESSION_COLUMNS}",
+            session_id,
+            value,
+            utcnow(),
+        )
+        return None if row is None else _session(row)
 
     async def archive_session(self, session_id: str) -> bool:
         archived = await self.pool.fetchval(
@@ -308,25 +323,11 @@ class PostgresStore:
         )
 
     async def take_next(self, session_id: str) -> Message | None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            turn = await conn.fetchval(
-                "SELECT next_turn FROM agent_sessions WHERE id = $1 FOR UPDATE", session_id
-            )
-            if turn is None:
-                return None
-            row = await conn.fetchrow(
-                "UPDATE agent_messages SET turn = $2 WHERE id = (SELECT id FROM agent_messages"
-                " WHERE session_id = $1 AND turn IS NULL AND role = 'user'"
-                f" ORDER BY priority DESC, position LIMIT 1) RETURNING {_MESSAGE_COLUMNS}",
-                session_id,
-                turn,
-            )
-            if row is None:
-                return None
-            await conn.execute(
-                "UPDATE agent_sessions SET next_turn = next_turn + 1 WHERE id = $1", session_id
-            )
-        return _message(row)
+        # ra_take_next (migration 0004) is the locking transaction in one round trip.
+        row = await self.pool.fetchrow(
+            f"SELECT {_MESSAGE_COLUMNS} FROM ra_take_next($1)", session_id
+        )
+        return None if row is None else _message(row)
 
     async def sessions_needing_attention(self) -> list[str]:
         rows = await self.pool.fetch(

@@ -45,6 +45,26 @@ def _message(row: aiosqlite.Row) -> Message:
     )
 
 
+_SESSION_COLUMNS = (
+    "id, character_id, autonomy_level, status, context, created_at, updated_at,"
+    " pending_approval, viewer_generation"
+)
+
+
+def _session(row: Any) -> Session:
+    return Session(
+        id=row[0],
+        character_id=row[1],
+        autonomy_level=AutonomyLevel(row[2]),
+        status=SessionStatus(row[3]),
+        context=orjson.loads(row[4]),
+        created_at=datetime.fromisoformat(row[5]),
+        updated_at=datetime.fromisoformat(row[6]),
+        pending_approval=orjson.loads(row[7]) if row[7] else None,
+        viewer_generation=row[8],
+    )
+
+
 class SQLiteStore:
     """The :class:`~realtime_agent.store.base.Store` on one SQLite file.
 
@@ -128,58 +148,37 @@ class SQLiteStore:
 
     async def get_session(self, session_id: str) -> Session | None:
         async with self.db.execute(
-            "SELECT id, character_id, autonomy_level, status, context, created_at, updated_at,"
-            " pending_approval, viewer_generation FROM agent_sessions"
-            " WHERE id = ? AND archived = 0",
+            f"SELECT {_SESSION_COLUMNS} FROM agent_sessions WHERE id = ? AND archived = 0",
             (session_id,),
         ) as cur:
             row = await cur.fetchone()
-        if row is None:
-            return None
-        return Session(
-            id=row[0],
-            character_id=row[1],
-            autonomy_level=AutonomyLevel(row[2]),
-            status=SessionStatus(row[3]),
-            context=orjson.loads(row[4]),
-            created_at=datetime.fromisoformat(row[5]),
-            updated_at=datetime.fromisoformat(row[6]),
-            pending_approval=orjson.loads(row[7]) if row[7] else None,
-            viewer_generation=row[8],
-        )
+        return None if row is None else _session(row)
 
-    async def _update(self, sql: str, params: tuple[Any, ...]) -> None:
+    async def _set(self, session_id: str, column: str, value: Any) -> Session | None:
         async with self._write:
-            await self.db.execute(sql, params)
+            async with self.db.execute(
+                f"UPDATE agent_sessions SET {column} = ?, updated_at = ?"
+                f" WHERE id = ? AND archived = 0 RETURNING {_SESSION_COLUMNS}",
+                (value, utcnow().isoformat(), session_id),
+            ) as cur:
+                row = await cur.fetchone()
             await self.db.commit()
+        return None if row is None else _session(row)
 
-    async def set_status(self, session_id: str, status: SessionStatus) -> None:
-        await self._update(
-            "UPDATE agent_sessions SET status = ?, updated_at = ? WHERE id = ?",
-            (status.value, utcnow().isoformat(), session_id),
-        )
+    async def set_status(self, session_id: str, status: SessionStatus) -> Session | None:
+        return await self._set(session_id, "status", status.value)
 
-    async def set_context(self, session_id: str, context: dict[str, Any]) -> None:
-        await self._update(
-            "UPDATE agent_sessions SET context = ?, updated_at = ? WHERE id = ?",
-            (orjson.dumps(context).decode(), utcnow().isoformat(), session_id),
-        )
+    async def set_context(self, session_id: str, context: dict[str, Any]) -> Session | None:
+        return await self._set(session_id, "context", orjson.dumps(context).decode())
 
-    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> None:
-        await self._update(
-            "UPDATE agent_sessions SET autonomy_level = ?, updated_at = ? WHERE id = ?",
-            (int(level), utcnow().isoformat(), session_id),
-        )
+    async def set_autonomy(self, session_id: str, level: AutonomyLevel) -> Session | None:
+        return await self._set(session_id, "autonomy_level", int(level))
 
-    async def set_pending_approval(self, session_id: str, approval: dict[str, Any] | None) -> None:
-        await self._update(
-            "UPDATE agent_sessions SET pending_approval = ?, updated_at = ? WHERE id = ?",
-            (
-                None if approval is None else orjson.dumps(approval).decode(),
-                utcnow().isoformat(),
-                session_id,
-            ),
-        )
+    async def set_pending_approval(
+        self, session_id: str, approval: dict[str, Any] | None
+    ) -> Session | None:
+        encoded = None if approval is None else orjson.dumps(approval).decode()
+        return await self._set(session_id, "pending_approval", encoded)
 
     async def bump_viewer_generation(self, session_id: str) -> int:
         async with self._write:

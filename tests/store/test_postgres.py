@@ -88,7 +88,10 @@ async def test_concurrent_migrations_apply_each_once(dsn: str) -> None:
         await enter_all(stack, stores)
         count = await stores[0].pool.fetchval("SELECT count(*) FROM schema_migrations")
         assert count == len(VERSIONS)
-        await stores[0].pool.execute("DROP TABLE agent_messages, agent_sessions, schema_migrations")
+        await stores[0].pool.execute(
+            "DROP FUNCTION ra_take_next;"
+            " DROP TABLE agent_messages, agent_sessions, schema_migrations"
+        )
         applied = await asyncio.gather(*(store.migrate() for store in stores))
         assert sorted(v for versions in applied for v in versions) == VERSIONS
         assert sorted(applied, key=len) == [[]] * 4 + [VERSIONS]

@@ -151,6 +151,38 @@ async def test_set_context(store: MigratingStore) -> None:
     assert read.status is SessionStatus.EXECUTING
 
 
+async def test_setters_return_the_session_as_written(store: MigratingStore) -> None:
+    """Each setter returns the whole session as it now is, read in the same statement
+    (the Redis cache writes it through without reading it again)."""
+    sid = await new_session(store, context={"old": 1})
+    returned = [
+        await store.set_status(sid, SessionStatus.PLANNING),
+        await store.set_context(sid, {"new": 2}),
+        await store.set_autonomy(sid, AutonomyLevel.AUTONOMOUS),
+        await store.set_pending_approval(sid, {"approval_id": "ap-1", "calls": []}),
+    ]
+    assert all(r is not None for r in returned)
+    assert returned[-1] == await store.get_session(sid)
+    assert [(r.status, r.context, r.autonomy_level) for r in returned if r] == [
+        (SessionStatus.PLANNING, {"old": 1}, AutonomyLevel.RECOMMENDATIONS),
+        (SessionStatus.PLANNING, {"new": 2}, AutonomyLevel.RECOMMENDATIONS),
+        (SessionStatus.PLANNING, {"new": 2}, AutonomyLevel.AUTONOMOUS),
+        (SessionStatus.PLANNING, {"new": 2}, AutonomyLevel.AUTONOMOUS),
+    ]
+
+
+async def test_setters_on_an_archived_or_unknown_session_return_none(
+    store: MigratingStore,
+) -> None:
+    """A setter on an archived (or unknown) session returns ``None``: there is no live
+    session to return (nor to write to)."""
+    sid = await new_session(store, status=SessionStatus.EXECUTING)
+    assert await store.archive_session(sid)
+    assert await store.set_status(sid, SessionStatus.ERROR) is None
+    assert await store.set_context(sid, {"late": True}) is None
+    assert await store.set_status("sess-unknown", SessionStatus.ERROR) is None
+
+
 # --- messages ---------------------------------------------------------------------
 
 

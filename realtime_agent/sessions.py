@@ -319,8 +319,8 @@ class SessionService:
                     async with self.channels.watch(
                         session_id, lambda kind: self._on_signal(session_id, kind)
                     ):
-                        await self._close_lost_run(session_id, drain)
-                        await self._turns(session_id, drain, recovered)
+                        read = await self._close_lost_run(session_id, drain)
+                        await self._turns(session_id, drain, recovered, read)
                 finally:
                     await asyncio.shield(self.channels.release_run(session_id))
                 # A message stored by another process while we held the lease
@@ -336,15 +336,17 @@ class SessionService:
             if self._drains.get(session_id) is drain:
                 del self._drains[session_id]
 
-    async def _close_lost_run(self, session_id: str, drain: _Drain) -> None:
+    async def _close_lost_run(self, session_id: str, drain: _Drain) -> Session | None:
         """We hold the lease, yet the session says running: its process died mid-run.
 
         A turn that was waiting for the owner's approval is taken up again (the
-        approval is durable); any other is closed with ``run_lost``.
+        approval is durable); any other is closed with ``run_lost``. Returns the
+        session as read when there was nothing to close: only the lease holder
+        changes a status, so the first turn may start from it.
         """
         session = await self.store.get_session(session_id)
         if session is None or not session.status.running:
-            return
+            return session
         approval = session.pending_approval
         if session.status == SessionStatus.WAITING_APPROVAL and approval is not None:
             turn = await self.store.current_turn(session_id)
@@ -354,7 +356,7 @@ class SessionService:
                     await self._run(drain, run, self.agent.resume_turn(run, run.state, approval))
             finally:
                 drain.run = None
-            return
+            return None
         if session.status.running:
             log.warning("run of %s was lost with its process; closing it", session_id)
             async with self.channels.lock(session_id):
@@ -369,8 +371,13 @@ class SessionService:
                 await announce_status(
                     self.store, self.channels, session_id, SessionStatus.ERROR, session.status
                 )
+        return None
 
-    async def _turns(self, session_id: str, drain: _Drain, recovered: bool) -> None:
+    async def _turns(
+        self, session_id: str, drain: _Drain, recovered: bool, read: Session | None
+    ) -> None:
+        """Run waiting messages one turn at a time; ``read``: the session as read just
+        now under this lease (saves the first turn reading it again)."""
         while not self._closing:
             drain.more = False
             message = await self.store.take_next(session_id)
@@ -379,7 +386,7 @@ class SessionService:
                     continue
                 return
             assert message.turn is not None
-            session = await self.store.get_session(session_id)
+            session, read = read or await self.store.get_session(session_id), None
             if session is None:
                 return
             run = drain.run = Turn(

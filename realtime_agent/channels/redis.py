@@ -104,6 +104,7 @@ class RedisChannels:
         self._local: dict[str, _Local] = {}
         self._leases: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._releases: set[asyncio.Task[None]] = set()  # locks on their way back
         self._lock_lines: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -137,6 +138,8 @@ class RedisChannels:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # Locks being given back are given back: another process may be waiting.
+        await asyncio.gather(*self._releases, return_exceptions=True)
         for _, renewal in self._leases.values():
             renewal.cancel()
         tasks = list(self._tasks) + [t for _, t in self._leases.values()]
@@ -481,12 +484,19 @@ class RedisChannels:
             _reraise_cancel(before=before)  # taken while cancelled: give it back at once
             yield taken == 2
         finally:
-            try:
-                await asyncio.shield(self._unlock(keys=[key], args=[token]))
-            except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
-                log.warning("could not release the lock of %s: %r", session_id, exc)
-            finally:
-                line.release()
+            # The holder goes on at once (a turn it just queued need not wait a round
+            # trip to start); the line moves on once Redis has the lock back.
+            release = asyncio.create_task(self._release(session_id, key, token, line))
+            self._releases.add(release)
+            release.add_done_callback(self._releases.discard)
+
+    async def _release(self, session_id: str, key: str, token: str, line: asyncio.Lock) -> None:
+        try:
+            await self._unlock(keys=[key], args=[token])
+        except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
+            log.warning("could not release the lock of %s: %r", session_id, exc)
+        finally:
+            line.release()
 
     async def _take(self, key: str, lease: str, token: str, before: int) -> int:
         """Poll ``lock.lua`` until the lock is ours: 1 (no run), 2 (a run holds the lease)."""

@@ -728,3 +728,31 @@ async def test_a_crowd_wanting_one_sessions_lock_waits_in_line(
     calls = await _evalsha_calls(redis_layers.raw) - before
     assert order == list(range(100))
     assert calls <= 2 * 100 + 10, f"{calls} lock and unlock calls for 100 holders"
+
+
+async def test_leaving_the_lock_does_not_wait_for_redis_to_take_it_back(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """The holder goes on as soon as it leaves the block (a turn it queued starts a
+    round trip sooner); giving the lock back to Redis runs behind it, and the next
+    holder in this process waits until Redis has it back. Shown with Redis refusing
+    writes for a while: the holder is out while the lock is still taken."""
+    layer = await redis_layers()
+    session_id = seqs.session()
+    raw = redis_layers.raw
+    key = redis_layers.key("lock", session_id)
+    try:
+        async with layer.lock(session_id):
+            await raw.client_pause(10_000, all=False)  # writes wait, reads go on
+        assert await raw.exists(key) == 1, "the holder waited for Redis to take the lock back"
+        second = asyncio.create_task(_hold(layer, session_id))
+    finally:
+        await raw.client_unpause()
+    await asyncio.wait_for(second, WAIT)
+    await layer.__aexit__(None, None, None)  # gives back the locks on their way
+    assert await raw.exists(key) == 0
+
+
+async def _hold(layer: ChannelLayer, session_id: str) -> None:
+    async with layer.lock(session_id):
+        pass

@@ -217,6 +217,14 @@ def targets(
     )
     v = g(turn, "echo_p50_ms", mode="distributed")
     add("turn overhead, PostgreSQL + Redis: message → echo p50", v, "< 2 ms", lt(v, 2), " ms")
+    v = g(turn, "floor_p50_ms", mode="distributed")
+    add(
+        "… its floor: the same hops with no server code, same run and pace",
+        v,
+        "no target (physical: what the echo cannot go under)",
+        None,
+        " ms",
+    )
     v = g(turn, "first_delta_p50_ms", mode="distributed")
     add(
         "turn overhead, PostgreSQL + Redis: message → first delta p50",
@@ -254,6 +262,20 @@ def targets(
         for name, shown, _, want, ok in checks
     ]
     return table(["target", "measured", "wanted", ""], body)
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None else f(v) + " ms"
+
+
+def _floor_parts(r: dict[str, Any]) -> str:
+    names = [
+        ("floor_ws_ping_p50_ms", "websocket ping"),
+        ("floor_redis_p50_ms", "two Redis round trips"),
+        ("floor_pg_insert_p50_ms", "a durable PostgreSQL insert"),
+    ]
+    shown = [f"{label} {_ms(r[key])}" for key, label in names if r.get(key) is not None]
+    return f"{r['mode']}: " + (", ".join(shown) if shown else "not measured")
 
 
 def profiles() -> str:
@@ -380,6 +402,8 @@ def build() -> str:
                     "p99",
                     "whole turn p50",
                     "p99",
+                    "floor p50",
+                    "echo − floor p50",
                 ],
                 [
                     [
@@ -392,10 +416,17 @@ def build() -> str:
                         f(r["first_delta_p99_ms"]) + " ms",
                         f(r["turn_p50_ms"]) + " ms",
                         f(r["turn_p99_ms"]) + " ms",
+                        _ms(r.get("floor_p50_ms")),
+                        _ms(r.get("echo_over_floor_p50_ms")),
                     ]
                     for r in turn
                 ],
             )
+        )
+        parts.append(
+            "\nThe floor is the echo's hops made back to back by the bench client, with no"
+            " server code between them, after the same pause as each turn (see"
+            " `bench/turn.py`): " + "; ".join(_floor_parts(r) for r in turn) + ".\n"
         )
     if seed:
         parts.append("\n### Seed baselines (REST, connect)\n")

@@ -10,6 +10,17 @@ is the server: the store write and echo (``message`` event), then run start,
 conversation load and model call set-up (first ``delta``), and the whole turn
 (final ``status``). A fresh session every 10 turns keeps the conversation
 short. Rows go to bench/results/turn.json.
+
+The physical floor is measured in the same run, at the same pace: after each
+turn and its pause, the hops the echo needs in series, made by this process
+with no server code between them, then another pause. With PostgreSQL +
+Redis: a websocket ping to the server (the frame in and the event out), a
+Redis round trip (the session lock), a durable single-row insert (the
+append, synchronous commit) and a second Redis round trip (the numbered
+publish). Embedded: the ping only. A durable write's cost depends on how
+long the disk was idle (an fsync on this VM class: 0.1 ms back to back,
+0.86 ms after 60 ms), so only a floor taken at the turns' own pace says how
+much of the echo is the server's own work.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ import orjson
 from websockets.exceptions import ConnectionClosed
 
 from .common import (
+    PG_ADMIN_URL,
+    REDIS_URL,
     Deployment,
     add_list_arg,
     collect,
@@ -40,96 +53,157 @@ FINAL = {"completed", "completed_with_errors", "error", "interrupted"}
 KEY = ("scenario", "impl", "mode")
 
 
-async def measure_turns(dep: Any, turns: int, gap: float, per_session: int = 10) -> dict[str, Any]:
-    echo: list[float] = []
-    first: list[float] = []
-    whole: list[float] = []
-    QUEUED[0] = 0
-    content = start_content(1, 0)
-    warm = 5
-    rooms = await create_rooms(dep, (turns + warm + per_session - 1) // per_session + 1)
-    done = 0
-    closed: dict[str, int] = {}
-    for room in rooms:
-        if done >= turns + warm:
-            break
-        try:
-            done = await _session_turns(
-                room, done, turns + warm, warm, per_session, gap, content, echo, first, whole
+class Floor:
+    """The echo's hops with no server code between them (see the module's doc)."""
+
+    def __init__(self, dep: Any) -> None:
+        self.dep = dep
+        self.parts: dict[str, list[float]] = {"ws_ping": [], "redis": [], "pg_insert": []}
+        self.total: list[float] = []
+        self._redis: Any = None
+        self._pg: Any = None
+
+    async def __aenter__(self) -> Floor:
+        if self.dep.mode == "distributed":
+            import asyncpg
+            from redis.asyncio import Redis
+
+            self._redis = Redis.from_url(REDIS_URL)
+            dsn = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.dep.extra["db"]
+            self._pg = await asyncpg.connect(dsn)
+            await self._pg.execute(
+                "CREATE TABLE bench_floor (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)"
             )
-        except ConnectionClosed as exc:  # the server closed the socket: count it, go on
-            code = str(exc.rcvd.code if exc.rcvd else "none")
-            closed[code] = closed.get(code, 0) + 1
-            done += 1
-    e50, e99 = percentiles(echo)
-    f50, f99 = percentiles(first)
-    w50, w99 = percentiles(whole)
-    return {
-        "turns": len(echo),
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def sample(self, ws: Any, record: bool) -> None:
+        key = self.dep.extra["prefix"] + "floor"
+        t0 = time.perf_counter_ns()
+        await (await ws.ping())
+        t1 = time.perf_counter_ns()
+        times = {"ws_ping": t1 - t0}
+        if self._pg is not None:
+            await self._redis.set(key, secrets.token_hex(8), nx=False, px=10_000)
+            t2 = time.perf_counter_ns()
+            await self._pg.execute("INSERT INTO bench_floor (body) VALUES ($1)", key)
+            t3 = time.perf_counter_ns()
+            await self._redis.incr(key + ":n")
+            t4 = time.perf_counter_ns()
+            times.update(redis=t2 - t1 + t4 - t3, pg_insert=t3 - t2)
+        if record:
+            for name, ns in times.items():
+                self.parts[name].append(ns / 1e6)
+            self.total.append(sum(times.values()) / 1e6)
+
+    def figures(self) -> dict[str, Any]:
+        p50, p99 = percentiles(self.total)
+        row: dict[str, Any] = {"floor_p50_ms": p50, "floor_p99_ms": p99}
+        for name, samples in self.parts.items():
+            if samples:
+                row[f"floor_{name}_p50_ms"] = percentiles(samples)[0]
+        return row
+
+
+async def measure_turns(dep: Any, turns: int, gap: float, per_session: int = 10) -> dict[str, Any]:
+    run = _Turns(turns, gap, per_session)
+    rooms = await create_rooms(dep, (run.total + per_session - 1) // per_session + 1)
+    async with Floor(dep) as floor:
+        for room in rooms:
+            if run.done >= run.total:
+                break
+            try:
+                await run.session(room, floor)
+            except ConnectionClosed as exc:  # the server closed the socket: count it, go on
+                code = str(exc.rcvd.code if exc.rcvd else "none")
+                run.closed[code] = run.closed.get(code, 0) + 1
+                run.done += 1
+    e50, e99 = percentiles(run.echo)
+    f50, f99 = percentiles(run.first)
+    w50, w99 = percentiles(run.whole)
+    row: dict[str, Any] = {
+        "turns": len(run.echo),
         "echo_p50_ms": e50,
         "echo_p99_ms": e99,
         "first_delta_p50_ms": f50,
         "first_delta_p99_ms": f99,
         "turn_p50_ms": w50,
         "turn_p99_ms": w99,
-        "queued_events": QUEUED[0],
-        "closed_by_server": closed,  # sockets the server closed mid-turn (close code: count)
+        "queued_events": run.queued,
+        "closed_by_server": run.closed,  # sockets the server closed mid-turn (close code: count)
+        "gap_s": gap,
     }
+    row.update(floor.figures())
+    row["echo_over_floor_p50_ms"] = e50 - row["floor_p50_ms"]
+    return row
 
 
-QUEUED = [0]
+class _Turns:
+    """The turns of one run, over as many sessions as they need."""
 
+    WARM = 5  # turns not counted: connections and prepared statements warm up
 
-async def _session_turns(
-    room: Any,
-    done: int,
-    total: int,
-    warm: int,
-    per_session: int,
-    gap: float,
-    content: str,
-    echo: list[float],
-    first: list[float],
-    whole: list[float],
-) -> int:
-    from websockets.asyncio.client import connect
+    def __init__(self, turns: int, gap: float, per_session: int) -> None:
+        self.total = turns + self.WARM
+        self.gap = gap
+        self.per_session = per_session
+        self.content = start_content(1, 0)
+        self.done = 0
+        self.queued = 0
+        self.closed: dict[str, int] = {}
+        self.echo: list[float] = []
+        self.first: list[float] = []
+        self.whole: list[float] = []
 
-    async with connect(room.owner_urls[0], compression=None, max_size=None) as ws:
-        hello = orjson.loads(await ws.recv())
-        assert hello["type"] == "hello", hello
-        await ws.recv()  # snapshot
-        for _ in range(per_session):
-            if done >= total:
-                break
-            client_id = "t-" + secrets.token_hex(6)
-            frame = orjson.dumps(
-                {"type": "message", "content": content, "client_id": client_id}
-            ).decode()
-            t0 = time.perf_counter_ns()
-            await ws.send(frame)
-            t_echo = t_first = 0
-            while True:
-                data = orjson.loads(await ws.recv())
-                now = time.perf_counter_ns()
-                kind = data.get("type")
-                if kind == "message" and data["message"].get("client_id") == client_id:
-                    t_echo = now
-                elif kind == "delta" and not t_first:
-                    t_first = now
-                elif kind == "queued":
-                    QUEUED[0] += 1
-                elif kind == "status" and data["status"] in FINAL and t_echo:
+    async def session(self, room: Any, floor: Floor) -> None:
+        from websockets.asyncio.client import connect
+
+        async with connect(room.owner_urls[0], compression=None, max_size=None) as ws:
+            hello = orjson.loads(await ws.recv())
+            assert hello["type"] == "hello", hello
+            await ws.recv()  # snapshot
+            for _ in range(self.per_session):
+                if self.done >= self.total:
                     break
-                elif kind == "error" and "seq" not in data:
-                    raise RuntimeError(f"connection error: {data}")
-            if done >= warm:
-                echo.append((t_echo - t0) / 1e6)
-                first.append((t_first - t0) / 1e6)
-                whole.append((now - t0) / 1e6)
-            done += 1
-            if gap > 0:
-                await asyncio.sleep(gap)
-    return done
+                record = self.done >= self.WARM
+                await self.turn(ws, record)
+                self.done += 1
+                # The floor's hops, each after the same pause as a turn's echo.
+                await asyncio.sleep(self.gap)
+                await floor.sample(ws, record)
+                await asyncio.sleep(self.gap)
+
+    async def turn(self, ws: Any, record: bool) -> None:
+        client_id = "t-" + secrets.token_hex(6)
+        frame = orjson.dumps(
+            {"type": "message", "content": self.content, "client_id": client_id}
+        ).decode()
+        t0 = time.perf_counter_ns()
+        await ws.send(frame)
+        t_echo = t_first = 0
+        while True:
+            data = orjson.loads(await ws.recv())
+            now = time.perf_counter_ns()
+            kind = data.get("type")
+            if kind == "message" and data["message"].get("client_id") == client_id:
+                t_echo = now
+            elif kind == "delta" and not t_first:
+                t_first = now
+            elif kind == "queued":
+                self.queued += 1
+            elif kind == "status" and data["status"] in FINAL and t_echo:
+                break
+            elif kind == "error" and "seq" not in data:
+                raise RuntimeError(f"connection error: {data}")
+        if record:
+            self.echo.append((t_echo - t0) / 1e6)
+            self.first.append((t_first - t0) / 1e6)
+            self.whole.append((now - t0) / 1e6)
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -162,6 +236,8 @@ def cli() -> None:
             ("first_delta_p99_ms", "p99"),
             ("turn_p50_ms", "turn p50"),
             ("turn_p99_ms", "turn p99"),
+            ("floor_p50_ms", "floor p50"),
+            ("echo_over_floor_p50_ms", "echo - floor"),
             ("queued_events", "queued"),
         ],
     )

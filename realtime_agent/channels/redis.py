@@ -105,6 +105,7 @@ class RedisChannels:
         self._leases: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._releases: set[asyncio.Task[None]] = set()  # locks on their way back
+        self._closing = False
         self._lock_lines: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -138,8 +139,11 @@ class RedisChannels:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        # Locks being given back are given back: another process may be waiting.
-        await asyncio.gather(*self._releases, return_exceptions=True)
+        # Locks on their way back get there: another process may be waiting for one.
+        # Not longer than a lock lives: by then it has expired anyway.
+        self._closing = True
+        if self._releases:
+            await asyncio.wait(self._releases, timeout=_LOCK_MS / 1000)
         for _, renewal in self._leases.values():
             renewal.cancel()
         tasks = list(self._tasks) + [t for _, t in self._leases.values()]
@@ -485,10 +489,15 @@ class RedisChannels:
             yield taken == 2
         finally:
             # The holder goes on at once (a turn it just queued need not wait a round
-            # trip to start); the line moves on once Redis has the lock back.
-            release = asyncio.create_task(self._release(session_id, key, token, line))
-            self._releases.add(release)
-            release.add_done_callback(self._releases.discard)
+            # trip to start); the line moves on once Redis has the lock back. Once the
+            # layer is closing, nobody would own that task: the holder gives it back.
+            release = self._release(session_id, key, token, line)
+            if self._closing:
+                await asyncio.shield(release)
+            else:
+                task = asyncio.create_task(release)
+                self._releases.add(task)
+                task.add_done_callback(self._releases.discard)
 
     async def _release(self, session_id: str, key: str, token: str, line: asyncio.Lock) -> None:
         try:

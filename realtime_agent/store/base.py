@@ -42,7 +42,8 @@ class Store(Protocol):
     async def take_next(self, session_id: str) -> Message | None:
         """Start the session's next turn with its next waiting user message.
 
-        The message gets the new ``turn`` number; ``None`` when none waits.
+        The message gets the new ``turn`` number; ``None`` when none waits (or
+        the session is archived).
         """
 
     async def pending(self, session_id: str) -> list[Message]:

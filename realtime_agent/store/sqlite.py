@@ -282,11 +282,14 @@ class SQLiteStore:
                 return None
             message = found[0]
             async with db.execute(
-                "UPDATE agent_sessions SET next_turn = next_turn + 1 WHERE id = ?"
-                " RETURNING next_turn - 1",
+                "UPDATE agent_sessions SET next_turn = next_turn + 1"
+                " WHERE id = ? AND archived = 0 RETURNING next_turn - 1",
                 (session_id,),
             ) as cur:
-                (message.turn,) = await cur.fetchone()  # type: ignore[misc]
+                row = await cur.fetchone()
+            if row is None:  # archived
+                return None
+            message.turn = row[0]
             await db.execute(
                 "UPDATE agent_messages SET turn = ? WHERE id = ?", (message.turn, message.id)
             )

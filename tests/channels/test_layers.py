@@ -753,6 +753,30 @@ async def test_leaving_the_lock_does_not_wait_for_redis_to_take_it_back(
     assert await raw.exists(key) == 0
 
 
+async def test_a_lock_left_while_the_layer_closes_is_given_back_by_its_holder(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A holder that leaves the lock after the layer began to close (a store write
+    finishing during shutdown) gives the lock back itself before it goes on: no task
+    of the closing layer would own that round trip any more."""
+    layer = await redis_layers()
+    session_id = seqs.session()
+    key = redis_layers.key("lock", session_id)
+    inside, leave = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> int:
+        async with layer.lock(session_id):
+            inside.set()
+            await leave.wait()
+        return int(await redis_layers.raw.exists(key))
+
+    task = asyncio.create_task(holder())
+    await asyncio.wait_for(inside.wait(), WAIT)
+    await layer.__aexit__(None, None, None)
+    leave.set()
+    assert await asyncio.wait_for(task, WAIT) == 0, "the lock was still taken after its holder left"
+
+
 async def _hold(layer: ChannelLayer, session_id: str) -> None:
     async with layer.lock(session_id):
         pass

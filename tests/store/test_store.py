@@ -332,6 +332,14 @@ async def test_take_next_with_nothing_waiting_is_none(store: MigratingStore) -> 
     assert await store.take_next("sess-unknown") is None
 
 
+async def test_take_next_takes_nothing_from_an_archived_session(store: MigratingStore) -> None:
+    """A deleted session starts no turn, even with messages still waiting in it."""
+    sid = await new_session(store)
+    await append(store, message(sid))
+    assert await store.archive_session(sid)
+    assert await store.take_next(sid) is None
+
+
 async def test_pending(store: MigratingStore) -> None:
     """``pending`` lists waiting user messages, next first, and shrinks as they are taken."""
     sid = await new_session(store)

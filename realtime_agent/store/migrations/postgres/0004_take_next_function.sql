@@ -2,13 +2,16 @@
 -- the transaction it replaces: lock the session row, then, in statements that
 -- each see what was committed before the lock was granted (READ COMMITTED
 -- gives every statement of a function a fresh snapshot), give the next
--- waiting user message the session's next turn and count that turn.
+-- waiting user message the session's next turn and count that turn. An
+-- archived session gives nothing. The function returns rows of
+-- agent_messages: a migration that rebuilds that table, or renames or drops
+-- its columns, must recreate the function (adding a column is fine).
 CREATE FUNCTION ra_take_next(sid TEXT) RETURNS SETOF agent_messages
 LANGUAGE plpgsql AS $$
 DECLARE
     next BIGINT;
 BEGIN
-    SELECT next_turn INTO next FROM agent_sessions WHERE id = sid FOR UPDATE;
+    SELECT next_turn INTO next FROM agent_sessions WHERE id = sid AND NOT archived FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;
     END IF;

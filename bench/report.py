@@ -215,9 +215,15 @@ def targets(
         "0",
         missing == 0,
     )
-    v = g(turn, "echo_p50_ms", mode="distributed")
-    add("turn overhead, PostgreSQL + Redis: message → echo p50", v, "< 2 ms", lt(v, 2), " ms")
-    v = g(turn, "floor_p50_ms", mode="distributed")
+    v = g(turn, "echo_p50_ms", mode="distributed", gap_s=0.06)
+    add(
+        "turn overhead, PostgreSQL + Redis: message → echo p50 (a turn every 60 ms)",
+        v,
+        "< 2 ms",
+        lt(v, 2),
+        " ms",
+    )
+    v = g(turn, "floor_p50_ms", mode="distributed", gap_s=0.06)
     add(
         "… its floor: the same hops with no server code, same run and pace",
         v,
@@ -225,7 +231,15 @@ def targets(
         None,
         " ms",
     )
-    v = g(turn, "first_delta_p50_ms", mode="distributed")
+    v = g(turn, "echo_p50_ms", mode="distributed", gap_s=0.0)
+    add(
+        "… the echo p50 with turns back to back (the disk never idles)",
+        v,
+        "no target (the verdict above is the idle case)",
+        None,
+        " ms",
+    )
+    v = g(turn, "first_delta_p50_ms", mode="distributed", gap_s=0.06)
     add(
         "turn overhead, PostgreSQL + Redis: message → first delta p50",
         v,
@@ -275,7 +289,8 @@ def _floor_parts(r: dict[str, Any]) -> str:
         ("floor_pg_insert_p50_ms", "a durable PostgreSQL insert"),
     ]
     shown = [f"{label} {_ms(r[key])}" for key, label in names if r.get(key) is not None]
-    return f"{r['mode']}: " + (", ".join(shown) if shown else "not measured")
+    gap = "" if r.get("gap_s") is None else f" ({r['gap_s'] * 1000:g} ms pause)"
+    return f"{r['mode']}{gap}: " + (", ".join(shown) if shown else "not measured")
 
 
 def profiles() -> str:
@@ -312,6 +327,7 @@ def build() -> str:
     fan = fan_doc["rows"] if fan_doc else []
     many = many_doc["rows"] if many_doc else []
     turn = turn_doc["rows"] if turn_doc else []
+    turn.sort(key=lambda r: (r["mode"] != "embedded", -(r.get("gap_s") or 0)))
     seed = seed_doc["rows"] if seed_doc else []
     sock = sock_doc["rows"] if sock_doc else []
     tr = tr_doc["rows"] if tr_doc else []
@@ -394,6 +410,7 @@ def build() -> str:
             table(
                 [
                     "mode",
+                    "pause",
                     "store",
                     "turns",
                     "message → echo p50",
@@ -408,6 +425,7 @@ def build() -> str:
                 [
                     [
                         r["mode"],
+                        "–" if r.get("gap_s") is None else f"{r['gap_s'] * 1000:g} ms",
                         r["store"],
                         f(r["turns"]),
                         f(r["echo_p50_ms"]) + " ms",

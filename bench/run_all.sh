@@ -15,6 +15,7 @@ $py -m bench.fanout --viewers 100 --rate 100,1000 --client raw --no-plot
 $py -m bench.fanout --viewers 1000 --rate 100 --client raw --impl ours,baseline
 $py -m bench.many_sessions --mode embedded,distributed
 $py -m bench.turn
+$py -m bench.turn --gap 0
 $py -m bench.seed
 $py -m bench.sockets
 $py -m bench.transcript

@@ -23,6 +23,7 @@ from .common import (
     machine,
     machine_busy_seconds,
     percentiles,
+    proc_cpu_split,
     start_content,
     versions,
     wait_quiet,
@@ -89,6 +90,7 @@ async def measure_stream(
         load_before, waited = await wait_quiet(*quiet)
         if on_go is not None:
             await on_go()
+        per_proc0 = [proc_cpu_split(pid) for pid in dep.pids]
         (user0, sys0), busy0, wall0 = (
             cpu_split_of(dep.pids),
             machine_busy_seconds(),
@@ -100,6 +102,7 @@ async def measure_stream(
             machine_busy_seconds(),
             time.perf_counter(),
         )
+        per_proc1 = [proc_cpu_split(pid) for pid in dep.pids]
     finally:
         await clients.close()
     lat = res["lat_us"]
@@ -137,6 +140,12 @@ async def measure_stream(
         "chunks_per_delta": len(lat) / res["deltas"] if res["deltas"] else None,
         "cpu_us_per_chunk": server_cpu * 1e6 / len(lat) if len(lat) else None,
         "client_cpu_us_per_chunk": res["cpu_s"] * 1e6 / len(lat) if len(lat) else None,
+        # user and system CPU of each server process per chunk the model streamed (the
+        # first process runs the turn): where a distributed deployment spends its time
+        "proc_cpu_us_per_model_chunk": [
+            {"user": (b[0] - a[0]) * 1e6 / chunks, "sys": (b[1] - a[1]) * 1e6 / chunks}
+            for a, b in zip(per_proc0, per_proc1, strict=True)
+        ],
         "client_processes": client_procs,
         "client": client,
         # everything else the machine ran meanwhile (stand-in, Redis, PostgreSQL, other

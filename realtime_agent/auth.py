@@ -30,12 +30,16 @@ class Claims:
     expires: int
 
 
+#: The shortest signing key accepted (``RA_SECRET``), in bytes.
+MIN_SECRET_BYTES = 16
+
+
 class TokenSigner:
     """Issues and checks session tokens."""
 
     def __init__(self, secret: bytes, ttl_seconds: int) -> None:
-        if len(secret) < 16:
-            raise ValueError("the token secret must be at least 16 bytes")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
         self._ttl = ttl_seconds
 

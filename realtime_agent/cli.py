@@ -12,16 +12,27 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import uvicorn
+from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from .client.commands import add_client_commands
-from .config import Settings
+from .config import Settings, describe_errors
+
+
+def _settings() -> Settings:
+    """The settings from the environment; an invalid one ends the command with exit 2."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = "\n".join(f"  {line}" for line in describe_errors(exc))
+        sys.stderr.write(f"realtime-agent: invalid configuration:\n{lines}\n")
+        raise SystemExit(2) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import create_app, server_config
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     server = uvicorn.Server(
@@ -69,8 +80,10 @@ def _stop_on_signals(server: uvicorn.Server, app: Starlette) -> Iterator[None]:
 def _migrate(args: argparse.Namespace) -> int:
     from .store.factory import open_store
 
+    settings = _settings()
+
     async def run() -> None:
-        async with open_store(Settings().database_url):  # opening a store migrates it
+        async with open_store(settings.database_url):  # opening a store migrates it
             pass
 
     asyncio.run(run())

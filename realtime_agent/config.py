@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .auth import MIN_SECRET_BYTES
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
+#: How the database URLs the store factory opens begin.
+SQLITE_SCHEME = "sqlite:///"
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+DATABASE_SCHEMES = (SQLITE_SCHEME, *POSTGRES_SCHEMES)
 
 
 class Settings(BaseSettings):
@@ -129,9 +135,40 @@ class Settings(BaseSettings):
         0.02, ge=0, description="seconds between the demo model's chunks"
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(DATABASE_SCHEMES):
+            # Name only the scheme: the URL itself may carry a password.
+            scheme = value.partition(":")[0]
+            raise ValueError(
+                f"unsupported scheme {scheme!r}: expected sqlite:///path.db"
+                " or postgresql://user@host/db"
+            )
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per invalid setting, named by its environment variable, without its value
+    (it may be a secret)."""
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = str(item["loc"][0]) if item["loc"] else ""
+        # A setting with a common name (DATABASE_URL, ...) is reported by that name.
+        variable = f"RA_{name.upper()}" if name in Settings.model_fields else name
+        lines.append(f"{variable}: {item['msg'].removeprefix('Value error, ')}")
+    return lines

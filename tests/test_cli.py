@@ -42,13 +42,15 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [command(), *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        env=clean_env(),
+        env={**clean_env(), **(env or {})},
         cwd=cwd,
         check=False,
     )
@@ -130,6 +132,36 @@ def test_schema_prints_a_json_schema(tmp_path: Path) -> None:
     validator.validate({"type": "ping", "id": 1})
     assert not validator.is_valid({"type": "nonsense"})
     assert list(tmp_path.iterdir()) == [], "schema must not create files"
+
+
+# --- configuration errors ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"RA_TOKEN_TTL_SECONDS": "0"}, "RA_TOKEN_TTL_SECONDS: Input should be greater than"),
+        ({"RA_SECRET": "short-secret"}, "RA_SECRET: must be at least 16 bytes"),
+        (
+            {"DATABASE_URL": "mysql://root:hunter2@db/app"},
+            "DATABASE_URL: unsupported scheme 'mysql'",
+        ),
+    ],
+)
+@pytest.mark.parametrize("subcommand", ["serve", "migrate"])
+def test_an_invalid_setting_is_named_without_a_traceback(
+    subcommand: str, env: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    """A bad setting ends ``serve`` and ``migrate`` at once with exit 2 and one line
+    naming the environment variable, not a traceback; the value is not echoed (it may
+    be a secret or a URL with a password)."""
+    result = run(subcommand, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("realtime-agent: invalid configuration:\n"), result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "short-secret" not in result.stderr and "hunter2" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was created, no database opened
 
 
 # --- serve -----------------------------------------------------------------------

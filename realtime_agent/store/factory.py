@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from ..config import POSTGRES_SCHEMES, SQLITE_SCHEME
 from .base import Store
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
@@ -16,9 +17,9 @@ def open_store(url: str) -> contextlib.AbstractAsyncContextManager[Store]:
     (or ``postgres://...``) the PostgreSQL store; any other URL is a
     ``ValueError``.
     """
-    if url.startswith("sqlite:///"):
+    if url.startswith(SQLITE_SCHEME):
         return SQLiteStore(url)
-    if url.startswith(("postgres://", "postgresql://")):
+    if url.startswith(POSTGRES_SCHEMES):
         return PostgresStore(url)
     # Name only the scheme: the URL itself may carry a password.
     scheme = url.partition(":")[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -26,6 +26,8 @@ from .base import Store
 
 log = logging.getLogger(__name__)
 _TOMBSTONE = b"!"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _encode(session: Session) -> bytes:
@@ -59,7 +61,7 @@ class CachedStore:
         return f"{self._prefix}session:{session_id}"
 
     async def _write(self, session: Session) -> None:
-        version = int(session.updated_at.timestamp() * 1_000_000)
+        version = (session.updated_at - _EPOCH) // _MICROSECOND  # exact, unlike a float
         await self._set(keys=[self._key(session.id)], args=[version, _encode(session), self._ttl])
 
     async def _refresh(self, session_id: str) -> None:

@@ -51,6 +51,14 @@ _SESSION_COLUMNS = (
 )
 
 
+# A write's ``updated_at`` is taken by the database once it holds the row, and is
+# always later than the row's: the write that commits last carries the newest
+# version, whatever the clocks of the processes (the Redis cache keeps the
+# newest version it is given, so a version taken before waiting for the row's lock
+# could leave it behind).
+_TOUCH = "updated_at = GREATEST(clock_timestamp(), updated_at + interval '1 microsecond')"
+
+
 def _session(row: Any) -> Session:
     level, status = AutonomyLevel(row["autonomy_level"]), SessionStatus(row["status"])
     return Session(**{**row, "autonomy_level": level, "status": status})
@@ -222,9 +230,8 @@ class PostgresStore:
     async def bump_viewer_generation(self, session_id: str) -> int:
         generation = await self.pool.fetchval(
             "UPDATE agent_sessions SET viewer_generation = viewer_generation + 1,"
-            " updated_at = $2 WHERE id = $1 RETURNING viewer_generation",
+            f" {_TOUCH} WHERE id = $1 RETURNING viewer_generation",
             session_id,
-            utcnow(),
         )
         if generation is None:
             raise KeyError(session_id)
@@ -238,20 +245,18 @@ class PostgresStore:
 
     async def _set(self, session_id: str, column: str, value: Any) -> Session | None:
         row = await self.pool.fetchrow(
-            f"UPDATE agent_sessions SET {column} = $2, updated_at = $3"
+            f"UPDATE agent_sessions SET {column} = $2, {_TOUCH}"
             f" WHERE id = $1 AND NOT archived RETURNING {_SESSION_COLUMNS}",
             session_id,
             value,
-            utcnow(),
         )
         return None if row is None else _session(row)
 
     async def archive_session(self, session_id: str) -> bool:
         archived = await self.pool.fetchval(
-            "UPDATE agent_sessions SET archived = TRUE, updated_at = $2"
+            f"UPDATE agent_sessions SET archived = TRUE, {_TOUCH}"
             " WHERE id = $1 AND NOT archived RETURNING id",
             session_id,
-            utcnow(),
         )
         return archived is not None
 
@@ -267,7 +272,7 @@ class PostgresStore:
             "WITH s AS (UPDATE agent_sessions SET last_position = GREATEST(last_position,"
             " (SELECT COALESCE(MAX(position), 0) FROM agent_messages WHERE session_id = $2))"
             " + 1,"
-            " updated_at = $14 WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM agent_messages"
+            f" {_TOUCH} WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM agent_messages"
             " WHERE session_id = $2 AND client_id = $6::text) RETURNING last_position)"
             f" INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"
             " SELECT $1::text, $2::text, s.last_position, $3::text, $4::text,"
@@ -287,7 +292,6 @@ class PostgresStore:
             message.turn,
             message.priority,
             message.steered,
-            utcnow(),
         )
         if inserted is None:  # a repeated client_id (nothing written), or no such session
             row = await self.pool.fetchrow(

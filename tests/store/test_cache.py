@@ -71,3 +71,28 @@ async def test_reads_fall_back_to_postgres_when_redis_is_gone(
     finally:
         await dead.aclose()
     assert loaded is not None and loaded.character_id == 9
+
+
+async def test_the_last_write_wins_in_the_cache_whatever_the_clocks(
+    cached: tuple[CachedStore, PostgresStore, Redis, str],
+) -> None:
+    """The cache keeps the newest version it is given, so versions must follow the order
+    in which writes commit. A process whose clock runs an hour ahead wrote a status, and
+    a read put that row in the cache; a later write from a process with the right clock
+    still reaches the cache: the database stamps each write later than the row it
+    updates."""
+    cache, store, _, _ = cached
+    sid = "sess-00000000000c"
+    await store.create_session(Session(id=sid, character_id=1))
+    await store.pool.execute(  # the write of the process whose clock is ahead
+        "UPDATE agent_sessions SET status = 'planning', updated_at = now() + interval '1 hour'"
+        " WHERE id = $1",
+        sid,
+    )
+    ahead = await cache.get_session(sid)  # a miss: read from PostgreSQL, cached
+    assert ahead is not None and ahead.status == SessionStatus.PLANNING
+    written = await cache.set_status(sid, SessionStatus.COMPLETED)
+    assert written is not None and written.updated_at > ahead.updated_at
+    now_cached = await cache.get_session(sid)
+    assert now_cached is not None and now_cached.status == SessionStatus.COMPLETED
+    assert now_cached == await store.get_session(sid)

@@ -23,7 +23,7 @@ from .auth import TokenSigner
 from .channels.base import ChannelLayer
 from .channels.memory import MemoryChannels
 from .channels.redis import RedisChannels
-from .config import Settings
+from .config import Settings, load_settings
 from .errors import Unavailable
 from .limits import SocketCounts
 from .llm.base import LLM
@@ -109,7 +109,7 @@ async def graceful_shutdown(c: Components) -> None:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """The whole server as an ASGI app; nothing is built until its lifespan starts."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:

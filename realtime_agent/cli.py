@@ -12,20 +12,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import uvicorn
-from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from .client.commands import add_client_commands
-from .config import Settings, describe_errors
+from .config import ConfigError, Settings, load_settings
 
 
 def _settings() -> Settings:
     """The settings from the environment; an invalid one ends the command with exit 2."""
     try:
-        return Settings()
-    except ValidationError as exc:
-        lines = "\n".join(f"  {line}" for line in describe_errors(exc))
-        sys.stderr.write(f"realtime-agent: invalid configuration:\n{lines}\n")
+        return load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"realtime-agent: {exc}\n")
         raise SystemExit(2) from None
 
 

@@ -8,6 +8,7 @@ in-process channels and the offline demo model.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -20,6 +21,21 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 SQLITE_SCHEME = "sqlite:///"
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 DATABASE_SCHEMES = (SQLITE_SCHEME, *POSTGRES_SCHEMES)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?=://)")
+
+
+def url_scheme(url: str) -> str:
+    """How an error may name a URL: its scheme only (the rest may carry a password)."""
+    found = _SCHEME.match(url)
+    return repr(found.group()) if found else "none"
+
+
+class ConfigError(ValueError):
+    """The environment holds invalid settings; one line per problem, no values."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+        self.problems = problems
 
 
 class Settings(BaseSettings):
@@ -139,10 +155,8 @@ class Settings(BaseSettings):
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(DATABASE_SCHEMES):
-            # Name only the scheme: the URL itself may carry a password.
-            scheme = value.partition(":")[0]
             raise ValueError(
-                f"unsupported scheme {scheme!r}: expected sqlite:///path.db"
+                f"unsupported scheme {url_scheme(value)}: expected sqlite:///path.db"
                 " or postgresql://user@host/db"
             )
         return value
@@ -162,12 +176,21 @@ class Settings(BaseSettings):
         return value
 
 
+def load_settings() -> Settings:
+    """The settings from the environment, or :class:`ConfigError` naming each invalid
+    variable (pydantic's own error would show the values: secrets, passwords)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from None
+
+
 def describe_errors(error: ValidationError) -> list[str]:
     """One line per invalid setting, named by its environment variable, without its value
     (it may be a secret)."""
     lines = []
     for item in error.errors(include_url=False, include_input=False):
-        name = str(item["loc"][0]) if item["loc"] else ""
+        name = str(item["loc"][0]) if item["loc"] else "settings"
         # A setting with a common name (DATABASE_URL, ...) is reported by that name.
         variable = f"RA_{name.upper()}" if name in Settings.model_fields else name
         lines.append(f"{variable}: {item['msg'].removeprefix('Value error, ')}")

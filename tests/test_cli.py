@@ -164,6 +164,25 @@ def test_an_invalid_setting_is_named_without_a_traceback(
     assert list(tmp_path.iterdir()) == []  # nothing was created, no database opened
 
 
+def test_the_app_factory_names_an_invalid_setting_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Built without settings (``uvicorn realtime_agent.app:create_app --factory``, an
+    embedding program), the app reads the environment the same way: the error names the
+    variables, never a secret or a password."""
+    from realtime_agent.app import create_app
+    from realtime_agent.config import ConfigError
+
+    monkeypatch.setenv("RA_SECRET", "short-secret")
+    monkeypatch.setenv("DATABASE_URL", "root:hunter2@db/app")
+    with pytest.raises(ConfigError) as info:
+        create_app()
+    text = str(info.value)
+    assert "RA_SECRET: must be at least 16 bytes" in text
+    assert "DATABASE_URL: unsupported scheme none" in text
+    assert "short-secret" not in text and "hunter2" not in text and "root" not in text
+
+
 # --- serve -----------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ..config import POSTGRES_SCHEMES, SQLITE_SCHEME
+from ..config import POSTGRES_SCHEMES, SQLITE_SCHEME, url_scheme
 from .base import Store
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
@@ -21,9 +21,7 @@ def open_store(url: str) -> contextlib.AbstractAsyncContextManager[Store]:
         return SQLiteStore(url)
     if url.startswith(POSTGRES_SCHEMES):
         return PostgresStore(url)
-    # Name only the scheme: the URL itself may carry a password.
-    scheme = url.partition(":")[0]
     raise ValueError(
-        f"unsupported database URL scheme {scheme!r}:"
+        f"unsupported database URL scheme {url_scheme(url)}:"
         " expected sqlite:///path.db or postgresql://user@host/db"
     )

@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .common import RESULTS_DIR, create_rooms, deploy, log, run, standin_model
+from .common import NO_RATE_LIMIT, RESULTS_DIR, create_rooms, deploy, log, run, standin_model
 from .streaming import measure_stream, warm_up
 
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -114,10 +114,9 @@ async def main(args: argparse.Namespace) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     svg, raw = RESULTS_DIR / f"{stem}.svg", logdir / f"{stem}.txt"
     chunks = int(args.rate * args.seconds)
-    lift = {"RA_RATE_LIMIT_PER_SECOND": "1000000", "RA_RATE_LIMIT_BURST": "1000000"}
     async with (
         standin_model(logdir) as url,
-        deploy("ours", args.mode, url, logdir, extra_env=lift) as dep,
+        deploy("ours", args.mode, url, logdir, extra_env=NO_RATE_LIMIT) as dep,
     ):
         await warm_up(dep)
         pid = dep.pids[args.proc]

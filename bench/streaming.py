@@ -18,7 +18,6 @@ from .common import (
     RESULTS_DIR,
     Deployment,
     Room,
-    cpu_split_of,
     log,
     machine,
     machine_busy_seconds,
@@ -90,26 +89,27 @@ async def measure_stream(
         load_before, waited = await wait_quiet(*quiet)
         if on_go is not None:
             await on_go()
-        per_proc0 = [proc_cpu_split(pid) for pid in dep.pids]
-        (user0, sys0), busy0, wall0 = (
-            cpu_split_of(dep.pids),
+        cpu0, busy0, wall0 = (
+            [proc_cpu_split(pid) for pid in dep.pids],
             machine_busy_seconds(),
             time.perf_counter(),
         )
         res = await clients.go({"deadline": timeout})
-        (user1, sys1), busy1, wall1 = (
-            cpu_split_of(dep.pids),
+        cpu1, busy1, wall1 = (
+            [proc_cpu_split(pid) for pid in dep.pids],
             machine_busy_seconds(),
             time.perf_counter(),
         )
-        per_proc1 = [proc_cpu_split(pid) for pid in dep.pids]
     finally:
         await clients.close()
     lat = res["lat_us"]
     p50, p99, p100 = percentiles(lat, (50, 99, 100))
     frames = res["frames"]
     span_s = max(1e-9, (res["last_ns"] - res["t_go"]) / 1e9) if res["last_ns"] else float("nan")
-    server_cpu = (user1 + sys1) - (user0 + sys0)
+    # (user, system) seconds of each server process during the stream
+    used = [(u1 - u0, s1 - s0) for (u0, s0), (u1, s1) in zip(cpu0, cpu1, strict=True)]
+    server_sys = sum(s for _, s in used)
+    server_cpu = sum(u for u, _ in used) + server_sys
     expected = chunks * conn["connected"]
     return {
         "impl": dep.impl,
@@ -131,7 +131,7 @@ async def measure_stream(
         "events_per_s": frames / span_s,
         "stream_s": span_s,
         "server_cpu_s": server_cpu,
-        "server_sys_share": (sys1 - sys0) / server_cpu if server_cpu else None,
+        "server_sys_share": server_sys / server_cpu if server_cpu else None,
         "cpu_us_per_event": server_cpu * 1e6 / frames if frames else None,
         "client_cpu_s": res["cpu_s"],
         "client_cpu_us_per_event": res["cpu_s"] * 1e6 / frames if frames else None,
@@ -143,8 +143,7 @@ async def measure_stream(
         # user and system CPU of each server process per chunk the model streamed (the
         # first process runs the turn): where a distributed deployment spends its time
         "proc_cpu_us_per_model_chunk": [
-            {"user": (b[0] - a[0]) * 1e6 / chunks, "sys": (b[1] - a[1]) * 1e6 / chunks}
-            for a, b in zip(per_proc0, per_proc1, strict=True)
+            {"user": u * 1e6 / chunks, "sys": s * 1e6 / chunks} for u, s in used
         ],
         "client_processes": client_procs,
         "client": client,

@@ -25,6 +25,7 @@ from typing import Any
 
 from .clients import Clients, split_round_robin
 from .common import (
+    NO_RATE_LIMIT,
     Deployment,
     add_list_arg,
     collect,
@@ -39,11 +40,7 @@ from .common import (
 from .streaming import merge_results
 
 KEY = ("scenario", "impl", "mode", "sessions", "on_busy", "stream_rate")
-LIFT = {
-    "RA_RATE_LIMIT_PER_SECOND": "1000000",
-    "RA_RATE_LIMIT_BURST": "1000000",
-    "RA_MAX_QUEUED_MESSAGES": "1000000",
-}
+LIFT = {**NO_RATE_LIMIT, "RA_MAX_QUEUED_MESSAGES": "1000000"}
 
 
 async def measure(dep: Any, args: argparse.Namespace) -> dict[str, Any]:

@@ -24,10 +24,14 @@ DATABASE_SCHEMES = (SQLITE_SCHEME, *POSTGRES_SCHEMES)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?=://)")
 
 
-def url_scheme(url: str) -> str:
-    """How an error may name a URL: its scheme only (the rest may carry a password)."""
+def scheme_problem(url: str) -> str | None:
+    """What is wrong with a database URL's scheme, naming only the scheme (the rest may
+    carry a password); ``None`` when the store factory opens it."""
+    if url.startswith(DATABASE_SCHEMES):
+        return None
     found = _SCHEME.match(url)
-    return repr(found.group()) if found else "none"
+    scheme = repr(found.group()) if found else "none"
+    return f"scheme {scheme}: expected sqlite:///path.db or postgresql://user@host/db"
 
 
 class ConfigError(ValueError):
@@ -35,7 +39,6 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
-        self.problems = problems
 
 
 class Settings(BaseSettings):
@@ -154,11 +157,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(DATABASE_SCHEMES):
-            raise ValueError(
-                f"unsupported scheme {url_scheme(value)}: expected sqlite:///path.db"
-                " or postgresql://user@host/db"
-            )
+        if (problem := scheme_problem(value)) is not None:
+            raise ValueError(f"unsupported {problem}")
         return value
 
     @field_validator("secret")
@@ -182,10 +182,10 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc)) from None
+        raise ConfigError(_describe(exc)) from None
 
 
-def describe_errors(error: ValidationError) -> list[str]:
+def _describe(error: ValidationError) -> list[str]:
     """One line per invalid setting, named by its environment variable, without its value
     (it may be a secret)."""
     lines = []

@@ -10,6 +10,16 @@ from typing import Any, Protocol
 
 from ..models import AutonomyLevel, Message, Session, SessionStatus
 
+#: The columns both backends select, in the order their row readers expect.
+SESSION_COLUMNS = (
+    "id, character_id, autonomy_level, status, context, created_at, updated_at,"
+    " pending_approval, viewer_generation"
+)
+MESSAGE_COLUMNS = (
+    "id, session_id, position, role, content, timestamp, client_id, tool_calls,"
+    " call_id, name, is_error, turn, priority, steered"
+)
+
 
 class Store(Protocol):
     """Durable sessions and their append-only transcript."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ..config import POSTGRES_SCHEMES, SQLITE_SCHEME, url_scheme
+from ..config import POSTGRES_SCHEMES, SQLITE_SCHEME, scheme_problem
 from .base import Store
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
@@ -21,7 +21,4 @@ def open_store(url: str) -> contextlib.AbstractAsyncContextManager[Store]:
         return SQLiteStore(url)
     if url.startswith(POSTGRES_SCHEMES):
         return PostgresStore(url)
-    raise ValueError(
-        f"unsupported database URL scheme {url_scheme(url)}:"
-        " expected sqlite:///path.db or postgresql://user@host/db"
-    )
+    raise ValueError(f"unsupported database URL {scheme_problem(url)}")

@@ -11,14 +11,11 @@ import orjson
 from ..errors import translate
 from ..models import AutonomyLevel, Message, Session, SessionStatus, utcnow
 from . import migrations
+from .base import MESSAGE_COLUMNS, SESSION_COLUMNS
 
 # pg_advisory_lock key held while migrating: the bytes b"ra-migr" as one bigint.
 _MIGRATION_LOCK = 0x72_61_2D_6D_69_67_72
 _RUNNING = [s.value for s in SessionStatus if s.running]
-_MESSAGE_COLUMNS = (
-    "id, session_id, position, role, content, timestamp, client_id, tool_calls,"
-    " call_id, name, is_error, turn, priority, steered"
-)
 
 
 async def _init_connection(conn: Any) -> None:
@@ -43,12 +40,6 @@ async def _reset_connection(conn: Any) -> None:
     """
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
-
-
-_SESSION_COLUMNS = (
-    "id, character_id, autonomy_level, status, context, created_at, updated_at,"
-    " pending_approval, viewer_generation"
-)
 
 
 # A write's ``updated_at`` is taken by the database once it holds the row, and is
@@ -208,7 +199,7 @@ class PostgresStore:
 
     async def get_session(self, session_id: str) -> Session | None:
         row = await self.pool.fetchrow(
-            f"SELECT {_SESSION_COLUMNS} FROM agent_sessions WHERE id = $1 AND NOT archived",
+            f"SELECT {SESSION_COLUMNS} FROM agent_sessions WHERE id = $1 AND NOT archived",
             session_id,
         )
         return None if row is None else _session(row)
@@ -246,7 +237,7 @@ class PostgresStore:
     async def _set(self, session_id: str, column: str, value: Any) -> Session | None:
         row = await self.pool.fetchrow(
             f"UPDATE agent_sessions SET {column} = $2, {_TOUCH}"
-            f" WHERE id = $1 AND NOT archived RETURNING {_SESSION_COLUMNS}",
+            f" WHERE id = $1 AND NOT archived RETURNING {SESSION_COLUMNS}",
             session_id,
             value,
         )
@@ -274,7 +265,7 @@ class PostgresStore:
             " + 1,"
             f" {_TOUCH} WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM agent_messages"
             " WHERE session_id = $2 AND client_id = $6::text) RETURNING last_position)"
-            f" INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"
+            f" INSERT INTO agent_messages ({MESSAGE_COLUMNS})"
             " SELECT $1::text, $2::text, s.last_position, $3::text, $4::text,"
             " $5::timestamptz, $6::text, $7::jsonb, $8::text, $9::text, $10::boolean,"
             " $11::bigint, $12::smallint, $13::boolean"
@@ -295,7 +286,7 @@ class PostgresStore:
         )
         if inserted is None:  # a repeated client_id (nothing written), or no such session
             row = await self.pool.fetchrow(
-                f"SELECT {_MESSAGE_COLUMNS} FROM agent_messages"
+                f"SELECT {MESSAGE_COLUMNS} FROM agent_messages"
                 " WHERE session_id = $1 AND client_id = $2",
                 sid,
                 message.client_id,
@@ -308,7 +299,7 @@ class PostgresStore:
 
     async def _messages(self, where: str, session_id: str) -> list[Message]:
         rows = await self.pool.fetch(
-            f"SELECT {_MESSAGE_COLUMNS} FROM agent_messages WHERE {where}", session_id
+            f"SELECT {MESSAGE_COLUMNS} FROM agent_messages WHERE {where}", session_id
         )
         return [_message(row) for row in rows]
 
@@ -329,7 +320,7 @@ class PostgresStore:
     async def take_next(self, session_id: str) -> Message | None:
         # ra_take_next (migration 0004) is the locking transaction in one round trip.
         row = await self.pool.fetchrow(
-            f"SELECT {_MESSAGE_COLUMNS} FROM ra_take_next($1)", session_id
+            f"SELECT {MESSAGE_COLUMNS} FROM ra_take_next($1)", session_id
         )
         return None if row is None else _message(row)
 

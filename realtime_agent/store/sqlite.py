@@ -12,12 +12,9 @@ import orjson
 
 from ..models import AutonomyLevel, Message, Session, SessionStatus, utcnow
 from . import migrations
+from .base import MESSAGE_COLUMNS, SESSION_COLUMNS
 
 _RUNNING = tuple(s.value for s in SessionStatus if s.running)
-_MESSAGE_COLUMNS = (
-    "id, session_id, position, role, content, timestamp, client_id, tool_calls,"
-    " call_id, name, is_error, turn, priority, steered"
-)
 
 
 def _path_of(url: str) -> str:
@@ -43,12 +40,6 @@ def _message(row: aiosqlite.Row) -> Message:
         priority=row[12],
         steered=bool(row[13]),
     )
-
-
-_SESSION_COLUMNS = (
-    "id, character_id, autonomy_level, status, context, created_at, updated_at,"
-    " pending_approval, viewer_generation"
-)
 
 
 def _session(row: Any) -> Session:
@@ -148,7 +139,7 @@ class SQLiteStore:
 
     async def get_session(self, session_id: str) -> Session | None:
         async with self.db.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM agent_sessions WHERE id = ? AND archived = 0",
+            f"SELECT {SESSION_COLUMNS} FROM agent_sessions WHERE id = ? AND archived = 0",
             (session_id,),
         ) as cur:
             row = await cur.fetchone()
@@ -158,7 +149,7 @@ class SQLiteStore:
         async with self._write:
             async with self.db.execute(
                 f"UPDATE agent_sessions SET {column} = ?, updated_at = ?"
-                f" WHERE id = ? AND archived = 0 RETURNING {_SESSION_COLUMNS}",
+                f" WHERE id = ? AND archived = 0 RETURNING {SESSION_COLUMNS}",
                 (value, utcnow().isoformat(), session_id),
             ) as cur:
                 row = await cur.fetchone()
@@ -215,7 +206,7 @@ class SQLiteStore:
         async with self._write:
             if message.client_id is not None:
                 async with db.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM agent_messages"
+                    f"SELECT {MESSAGE_COLUMNS} FROM agent_messages"
                     " WHERE session_id = ? AND client_id = ?",
                     (message.session_id, message.client_id),
                 ) as cur:
@@ -228,7 +219,7 @@ class SQLiteStore:
             ) as cur:
                 (message.position,) = await cur.fetchone()  # type: ignore[misc]
             await db.execute(
-                f"INSERT INTO agent_messages ({_MESSAGE_COLUMNS})"
+                f"INSERT INTO agent_messages ({MESSAGE_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message.id,
@@ -256,7 +247,7 @@ class SQLiteStore:
 
     async def _messages(self, where: str, params: tuple[Any, ...]) -> list[Message]:
         async with self.db.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM agent_messages WHERE {where}", params
+            f"SELECT {MESSAGE_COLUMNS} FROM agent_messages WHERE {where}", params
         ) as cur:
             return [_message(row) async for row in cur]
 

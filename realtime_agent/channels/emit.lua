@@ -1,10 +1,14 @@
--- Emit one session event: take the next seq, keep it in history, publish it.
--- KEYS[1] seq counter, KEYS[2] history list, KEYS[3] pub/sub channel
+-- Emit one session event: take the next seq, keep it in history, publish it to
+-- the inbox of every other process routed to the session (the emitting process
+-- hands it to its own sockets itself).
+-- KEYS[1] seq counter, KEYS[2] history list, KEYS[3] route hash (field: inbox)
 -- ARGV[1] the encoded frame without its closing brace
 -- ARGV[2] the durable seq mark: no seq above it may be used (returns -1)
 -- ARGV[3] '' or the seq to continue after when the counter is missing (else returns -2)
 -- ARGV[4] min events kept, ARGV[5] max events kept, ARGV[6] window (ms) kept
 -- ARGV[7] history TTL (s), ARGV[8] counter TTL (s)
+-- ARGV[9] prefix of the inbox channels, ARGV[10] the emitter's inbox (skipped)
+-- ARGV[11] the session's part of a message ('<bytes of the id>:<id>')
 local current = redis.call('GET', KEYS[1])
 if not current then
   if ARGV[3] == '' then return -2 end
@@ -30,5 +34,11 @@ while length > keep_min do
   length = length - 1
 end
 redis.call('EXPIRE', KEYS[2], ARGV[7])
-redis.call('PUBLISH', KEYS[3], seq .. '|' .. data)
+local message
+for _, inbox in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if inbox ~= ARGV[10] then
+    message = message or (ARGV[11] .. seq .. '|' .. data)
+    redis.call('PUBLISH', ARGV[9] .. inbox, message)
+  end
+end
 return seq

@@ -1,18 +1,22 @@
 """Redis channel layer: many server processes, one Redis.
 
-Emitting is one Lua script (``emit.lua``: next seq, bounded history, PUBLISH),
-so seq order is delivery order on every process. Each process holds ONE
-pub/sub connection, subscribed to a session's channel while it has local
-sockets (or a run) on it, and hands every message to those sockets as one
-shared string. The connection is owned by a supervised loop: when it drops,
-or a publish-to-receive probe shows it went deaf, the local sockets are
-closed with 1001 (they resume with ``after``) and the loop resubscribes.
+Each process holds ONE pub/sub connection, subscribed to its own *inbox*
+channel, and routes a session to that inbox (a field of the session's route
+hash) while it has local sockets (or a run) on it. Emitting is one Lua script
+(``emit.lua``: next seq, bounded history, PUBLISH to the other routed inboxes),
+so seq order is publish order on every process; the emitting process hands
+the event to its own sockets itself, without reading it back. A process that
+sees a gap in the seqs fills it from the history. The connection is owned by
+a supervised loop: when it drops, or a publish-to-receive probe shows it went
+deaf, the local sockets are closed with 1001 (they resume with ``after``) and
+the loop subscribes a fresh inbox and routes every local session to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 import weakref
@@ -71,6 +75,7 @@ class _Local:
     watchers: list[ControlHandler] = field(default_factory=list)
     users: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    inbox: str | None = None  # where the session is routed for this process
     last_seq: int | None = None
     filling: list[tuple[int, str]] | None = None
 
@@ -109,12 +114,15 @@ class RedisChannels:
         self._lock_lines: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._pubsub: Any = None
+        self._inbox: str | None = None  # while the subscriber is live
+        self._inboxes = 0
         self._probe_seen = 0.0
         self.probe_lag: float | None = None
         self.problem: str | None = "starting"
         self._connected = asyncio.Event()
         self._emit = redis.register_script(_script("emit.lua"))
+        self._broadcast = redis.register_script(_script("broadcast.lua"))
+        self._route_script = redis.register_script(_script("route.lua"))
         self._presence = redis.register_script(_script("presence.lua"))
         self._history = redis.register_script(_script("since.lua"))
         self._unlock = redis.register_script(_script("unlock.lua"))
@@ -123,6 +131,11 @@ class RedisChannels:
 
     def _key(self, kind: str, session_id: str) -> str:
         return f"{self._p}{kind}:{session_id}"
+
+    @staticmethod
+    def _addressed(session_id: str) -> str:
+        """The head of an inbox message naming its session: ``<bytes>:<id>``."""
+        return f"{len(session_id.encode())}:{session_id}"
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -160,38 +173,57 @@ class RedisChannels:
     # --- the subscriber ------------------------------------------------------
 
     async def _supervise(self) -> None:
-        """Keep ONE pub/sub connection subscribed; never die, never go deaf silently."""
+        """Keep ONE pub/sub connection on a live inbox; never die, never go deaf silently."""
         backoff = 0.1
         first = True
         while True:
             pubsub = self._redis.pubsub()
+            self._inboxes += 1
+            inbox = f"{self._id}.{self._inboxes}"  # a fresh inbox: no route to it is stale
             try:
-                sessions = set(self._local)
-                channels = [self._key("ch", sid) for sid in sessions]
-                await pubsub.subscribe(self._key("probe", self._id), *channels)
+                channel = self._key("inbox", inbox)
+                await pubsub.subscribe(self._key("probe", self._id), channel)
+                await self._confirmed(pubsub, channel.encode())
                 self._probe_seen = time.monotonic()
-                self._pubsub = pubsub
-                # Sockets that joined while we were subscribing saw no connection yet.
-                if late := [self._key("ch", sid) for sid in self._local if sid not in sessions]:
-                    await pubsub.subscribe(*late)
+                self._inbox = inbox
+                routed = [(sid, local) for sid, local in self._local.items() if local.users]
+                for sid, local in routed:
+                    await self._route(sid, local)
                 self.problem = None
                 self._connected.set()
                 backoff = 0.1
                 if not first:
-                    log.warning(
-                        "redis subscriber reconnected; resubscribed %d channels", len(channels)
-                    )
+                    log.warning("redis subscriber reconnected; rerouted %d sessions", len(routed))
                 await self._listen(pubsub)
             except (RedisError, OSError, _Deaf) as exc:
                 _reraise_cancel(exc)
                 self.problem = f"redis subscriber: {exc!r}"
                 log.warning("redis subscriber lost (%r); reconnecting in %.1fs", exc, backoff)
             finally:
-                self._pubsub = None
+                self._inbox = None
                 await asyncio.shield(self._drop(pubsub))
             first = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    async def _read(self, pubsub: Any, within: float) -> Any:
+        """The next reply on the subscriber, or ``None`` after ``within`` seconds.
+
+        Read from the connection itself: ``PubSub.get_message`` wraps every read in
+        a retry, a health check and a dict, which costs more than the fan-out of
+        a chunk to a few sockets (``bench/README.md``); reconnecting is ours anyway.
+        """
+        return await pubsub.connection.read_response(
+            timeout=within, disconnect_on_error=False, push_request=True
+        )
+
+    async def _confirmed(self, pubsub: Any, channel: bytes) -> None:
+        """Wait until Redis confirms the subscription to ``channel``."""
+        async with asyncio.timeout(10):
+            while True:
+                reply = await self._read(pubsub, math.inf)
+                if reply[0] == b"subscribe" and reply[1] == channel:
+                    return
 
     async def _drop(self, pubsub: Any) -> None:
         """Sockets may have missed events: close them so they resume."""
@@ -209,28 +241,22 @@ class RedisChannels:
     async def _listen(self, pubsub: Any) -> None:
         probe = self._key("probe", self._id).encode()
         while True:
-            message = await pubsub.get_message(timeout=self._probe_every)
+            reply = await self._read(pubsub, self._probe_every)
             silent = time.monotonic() - self._probe_seen
             if silent > 3 * self._probe_every:  # a probe goes out every _probe_every seconds
                 raise _Deaf(f"no probe received for {silent:.1f}s")
-            if message is None:
+            if reply is None or reply[0] != b"message":
                 continue
-            channel: bytes = message["channel"]
-            kind = message["type"]
-            if channel == probe:
-                if kind == "message":
-                    self._probe_seen = time.monotonic()
-                    self.probe_lag = self._probe_seen - float(message["data"])
-                    self.problem = None
+            if reply[1] == probe:
+                self._probe_seen = time.monotonic()
+                self.probe_lag = self._probe_seen - float(reply[2])
+                self.problem = None
                 continue
-            sid = channel.decode().removeprefix(self._p + "ch:")
-            local = self._local.get(sid)
-            if local is None:
-                continue
-            if kind == "subscribe":
-                local.ready.set()
-            elif kind == "message":
-                self._dispatch(sid, local, message["data"].decode())
+            size, _, rest = reply[2].partition(b":")
+            head = int(size)
+            sid = rest[:head].decode()
+            if (local := self._local.get(sid)) is not None:
+                self._dispatch(sid, local, rest[head:].decode())
 
     async def _probe(self) -> None:
         channel = self._key("probe", self._id)
@@ -257,6 +283,12 @@ class RedisChannels:
             for sub in tuple(local.subs):
                 sub.deliver(event)
             return
+        self._arrive(sid, local, seq, body)
+
+    def _arrive(
+        self, sid: str, local: _Local, seq: int, body: str, event: Event | None = None
+    ) -> None:
+        """Deliver the numbered event in order: after a gap, fill it from history first."""
         if local.filling is not None:
             local.filling.append((seq, body))
             return
@@ -264,7 +296,7 @@ class RedisChannels:
             local.filling = [(seq, body)]
             self._spawn(self._fill(sid, local, local.last_seq))
             return
-        self._deliver(local, seq, body)
+        self._deliver(local, seq, body, event)
 
     def _deliver(self, local: _Local, seq: int, body: str, event: Event | None = None) -> None:
         if local.last_seq is not None and seq <= local.last_seq:
@@ -292,8 +324,10 @@ class RedisChannels:
             return
         for event in replay:
             self._deliver(local, event.seq, event.text)
-        for seq, body in pending:
-            self._deliver(local, seq, body)
+        # What came meanwhile: from others in order, this process's own emits in
+        # between; history read before the latest of them may leave a gap again.
+        for seq, body in sorted(pending):
+            self._arrive(sid, local, seq, body)
 
     def _control(self, local: _Local, body: str) -> None:
         kind, _, arg = body.partition("|")
@@ -310,25 +344,54 @@ class RedisChannels:
         if local is None:
             local = self._local[session_id] = _Local()
         local.users += 1
-        if local.users == 1 and self._pubsub is not None:
-            await self._pubsub.subscribe(self._key("ch", session_id))
         try:
             async with asyncio.timeout(10):
+                if local.users == 1 and self._inbox is not None:
+                    # Shielded: a route that reached Redis is always recorded, and undone.
+                    await asyncio.shield(self._route(session_id, local))
                 await local.ready.wait()
         except BaseException:
             await self._detach(session_id, local)
             raise
         return local
 
+    async def _route(self, session_id: str, local: _Local) -> None:
+        """Route the session to this process's inbox; ready once every later event
+        reaches it, with ``last_seq`` the last one that may not."""
+        inbox, old = self._inbox, local.inbox
+        if inbox is None:
+            return  # no subscriber: the supervisor routes every session once there is one
+        keys = [self._key("route", session_id), self._key("seq", session_id)]
+        last = int(await self._route_script(keys=keys, args=[inbox, 1, old or ""]))
+        if last < 0:  # a new session, or Redis lost its data: seed the counter
+            await self._seed_counter(session_id)
+            last = int(await self._redis.get(keys[1]) or 0)
+        if inbox != self._inbox:
+            return  # the subscriber was replaced meanwhile; it routes the session again
+        local.inbox = inbox
+        if self._local.get(session_id) is not local:  # everyone left meanwhile
+            await self._unroute(session_id, local)
+            return
+        local.last_seq = last if local.last_seq is None else max(local.last_seq, last)
+        local.ready.set()
+
+    async def _unroute(self, session_id: str, local: _Local) -> None:
+        inbox, local.inbox = local.inbox, None
+        if inbox is None:
+            return
+        try:
+            await self._route_script(
+                keys=[self._key("route", session_id), self._key("seq", session_id)],
+                args=[inbox, -1, ""],
+            )
+        except (RedisError, OSError):
+            pass  # messages keep coming to an inbox that ignores them
+
     async def _detach(self, session_id: str, local: _Local) -> None:
         local.users -= 1
         if local.users == 0 and self._local.get(session_id) is local:
             del self._local[session_id]
-            if self._pubsub is not None:
-                try:
-                    await self._pubsub.unsubscribe(self._key("ch", session_id))
-                except (RedisError, OSError):
-                    pass  # the reconnect will not resubscribe it
+            await self._unroute(session_id, local)
 
     # --- events --------------------------------------------------------------
 
@@ -352,7 +415,7 @@ class RedisChannels:
         keys = [
             self._key("seq", session_id),
             self._key("hist", session_id),
-            self._key("ch", session_id),
+            self._key("route", session_id),
         ]
         # The counter may only start from the floor of a reservation made now.
         init: int | str = "" if session_id in self._marks else await self._reserve_block(session_id)
@@ -364,6 +427,9 @@ class RedisChannels:
                 *self._keep,
                 self._history_ttl,
                 _COUNTER_TTL,
+                self._key("inbox", ""),
+                self._inbox or "",
+                self._addressed(session_id),
             ]
             before = _cancels()
             seq = int(await self._emit(keys=keys, args=args))
@@ -371,13 +437,10 @@ class RedisChannels:
             if seq > 0:
                 text = f'{body.decode()},"seq":{seq}}}'
                 event = Event(seq, frame["type"], text)
-                # This process's sockets need not wait for the pub/sub copy: when the
-                # event is the next one they expect, deliver it now (the copy is then
-                # dropped as already seen). Otherwise earlier events are still on
-                # their way, and the pub/sub path delivers all of them in order.
-                local = self._local.get(session_id)
-                if local is not None and local.filling is None and local.last_seq == seq - 1:
-                    self._deliver(local, seq, text, event)
+                # No copy comes back to this process: its sockets get the event
+                # now, or once the earlier ones on their way from others are in.
+                if (local := self._local.get(session_id)) is not None:
+                    self._arrive(session_id, local, seq, text, event)
                 return event
             if seq == -2 and init != "":
                 raise RuntimeError("emit.lua refused an initial seq; this is a bug")
@@ -412,8 +475,8 @@ class RedisChannels:
         try:
             viewers = int(
                 await self._presence(
-                    keys=[self._key("presence", session_id), self._key("ch", session_id)],
-                    args=[self._id, 1, self._history_ttl, self._p + "alive:"],
+                    keys=[self._key("presence", session_id), self._key("route", session_id)],
+                    args=[self._id, 1, *self._presence_args(session_id)],
                 )
             )
             last, replay = await self._since(session_id, after)
@@ -424,6 +487,10 @@ class RedisChannels:
             await self.leave(session_id, sub)
             raise
         return Joined(last, replay, viewers)
+
+    def _presence_args(self, session_id: str) -> list[Any]:
+        alive, inboxes = self._key("alive", ""), self._key("inbox", "")
+        return [self._history_ttl, alive, inboxes, self._addressed(session_id)]
 
     async def _seed_counter(self, session_id: str) -> None:
         """Create a missing counter at the durable mark without emitting an event."""
@@ -437,17 +504,24 @@ class RedisChannels:
         local.subs.discard(sub)
         try:
             await self._presence(
-                keys=[self._key("presence", session_id), self._key("ch", session_id)],
-                args=[self._id, -1, self._history_ttl, self._p + "alive:"],
+                keys=[self._key("presence", session_id), self._key("route", session_id)],
+                args=[self._id, -1, *self._presence_args(session_id)],
             )
         finally:
             await self._detach(session_id, local)
 
     async def close_session(self, session_id: str, code: int, reason: str) -> None:
         body = f"close|{int(code)}|{reason}"
-        await self._redis.publish(self._key("ch", session_id), f"!|{body}")
+        await self._tell(session_id, body)
         self._control_here(session_id, body)
         await self._redis.delete(self._key("hist", session_id))
+
+    async def _tell(self, session_id: str, control: str) -> None:
+        """Send a control message to every process routed to the session, this one too."""
+        message = f"{self._addressed(session_id)}!|{control}"
+        await self._broadcast(
+            keys=[self._key("route", session_id)], args=[self._key("inbox", ""), message]
+        )
 
     def _control_here(self, session_id: str, body: str) -> None:
         """Apply a closing control to this process's sockets now, not when its pub/sub
@@ -554,7 +628,7 @@ class RedisChannels:
         return bool(await self._redis.exists(self._key("lease", session_id)))
 
     async def signal(self, session_id: str, kind: str) -> None:
-        await self._redis.publish(self._key("ch", session_id), f"!|{kind}")
+        await self._tell(session_id, kind)
         if kind.startswith("revoke-viewers|"):
             self._control_here(session_id, kind)
 

@@ -505,6 +505,106 @@ async def test_events_reach_subscribers_on_other_processes(
     assert parsed(joined.replay) == parsed(events[2:])
 
 
+async def _published(redis_layers: RedisLayers, act: Any) -> list[tuple[str, str]]:
+    """Every message published to any inbox of the test's processes while ``act()``
+    runs: (channel, text). Redis delivers one subscriber's messages in publish
+    order, so those before a marker published afterwards are all of them."""
+    inboxes, marker = f"{redis_layers.prefix}inbox:", secrets.token_hex(4)
+    pubsub = redis_layers.raw.pubsub()
+    await pubsub.psubscribe(f"{inboxes}*")
+    try:
+        await act()
+        await redis_layers.raw.publish(f"{inboxes}{marker}", marker)
+        seen: list[tuple[str, str]] = []
+        async with asyncio.timeout(WAIT):
+            async for message in pubsub.listen():
+                if message["type"] != "pmessage":
+                    continue
+                if message["data"] == marker.encode():
+                    return seen
+                seen.append((message["channel"].decode(), message["data"].decode()))
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    raise AssertionError("unreachable")
+
+
+async def _routed(redis_layers: RedisLayers, session_id: str) -> list[str]:
+    """The inboxes the session is routed to."""
+    fields = await redis_layers.raw.hkeys(redis_layers.key("route", session_id))
+    return [f.decode() if isinstance(f, bytes) else f for f in fields]
+
+
+async def test_events_go_only_to_the_other_processes_routed_to_the_session(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """The emitting process hands an event to its own sockets without reading it back
+    from Redis; it is published once per other process that has the session, and
+    to none once that process's last socket left."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    on_a, on_b = Recorder(), Recorder()
+    await a.join(session_id, on_a, None)
+
+    alone = await _published(redis_layers, lambda: emit_many(a, session_id, 3))
+    assert alone == []
+    await on_a.until_events(3)
+
+    await b.join(session_id, on_b, None)
+    shared = await _published(redis_layers, lambda: a.emit(session_id, delta(4)))
+    assert [text.endswith(f'"seq":{4}}}') for _, text in shared] == [True]
+    assert (await on_b.until_events(1))[0]["text"] == "chunk 4"
+    assert [e.seq for e in on_a.events()] == [1, 2, 3, 4]
+
+    await b.leave(session_id, on_b)
+    left = await _published(redis_layers, lambda: a.emit(session_id, delta(5)))
+    assert [text for _, text in left if '"seq"' in text] == []
+    await on_a.until_seq(5)
+
+
+async def test_a_session_id_of_any_characters_is_routed_intact(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A message names its session by length, so an id with separators or
+    non-ASCII characters reaches the right sockets, events, presence and controls."""
+    a, b = await redis_layers(), await redis_layers()
+    odd, plain = f"{seqs.session()}:7|x:é✓", seqs.session()
+    seqs.reserved[odd] = 0  # the book knows it, as the store knows any session it created
+    on_odd, on_plain, watcher = Recorder(), Recorder(), Signals()
+    await b.join(odd, on_odd, None)
+    await b.join(plain, on_plain, None)
+    async with b.watch(odd, watcher):
+        await a.join(odd, Recorder(), None)
+        await on_odd.until(lambda: on_odd.viewers()[-1:] == [2])
+        events = await emit_many(a, odd, 2)
+        assert await on_odd.until_events(2) == parsed(events)
+        await a.signal(odd, "interrupt")
+        assert await watcher.until(1) == ["interrupt"]
+    assert (on_plain.events(), on_plain.viewers()) == ([], [1])  # its own join only
+
+
+async def test_a_reconnected_subscriber_leaves_no_route_to_its_old_inbox(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """After its pub/sub connection is replaced, a process is routed to its new inbox
+    only: nothing is published to the dead one."""
+    layer, other = await redis_layers(named=True), await redis_layers()
+    session_id = seqs.session()
+    old = Recorder()
+    joined = await layer.join(session_id, old, None)
+    (before,) = await _routed(redis_layers, session_id)
+    assert await redis_layers.kill_subscriber(layer) == 1
+    await old.until_closed()
+
+    fresh = Recorder()
+    await layer.join(session_id, fresh, joined.last_seq)
+    await layer.leave(session_id, old)
+    (after,) = await _routed(redis_layers, session_id)
+    assert after != before
+    sent = await _published(redis_layers, lambda: other.emit(session_id, delta(1)))
+    assert [channel for channel, _ in sent] == [f"{redis_layers.prefix}inbox:{after}"]
+    await fresh.until_events(1)
+
+
 async def test_presence_counts_a_process_again_after_it_seemed_gone(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:
@@ -581,6 +681,37 @@ async def test_a_missed_message_is_filled_from_history(
     assert frames[3] == orjson.loads(lost)
     assert frames[4] == orjson.loads(following.text)
     assert sub.closes == []
+
+
+async def test_events_that_wait_on_a_fill_go_out_in_seq_order(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """Events that come while a gap is filled from history wait, and go out after
+    it in seq order, none skipped, whatever order they came in: a process's own
+    emits come between the events other processes publish to it."""
+    a = await redis_layers()
+    session_id = seqs.session()
+    sub = Recorder()
+    await a.join(session_id, sub, None)
+    await emit_many(a, session_id, 3)
+    await sub.until_events(3)
+    kept = [await _lose_next_publish(redis_layers, session_id, n) for n in (4, 5, 6)]
+
+    # 8 then 7 reach the inbox together: 8 opens the gap, 7 waits behind it; the
+    # history read by the fill ends at 6.
+    (inbox,) = await _routed(redis_layers, session_id)
+    channel = f"{redis_layers.prefix}inbox:{inbox}"
+    late = {}
+    async with redis_layers.raw.pipeline(transaction=True) as both:
+        for seq in (8, 7):
+            late[seq] = orjson.dumps({**delta(seq), "session_id": session_id, "seq": seq})
+            both.publish(channel, f"{len(session_id)}:{session_id}{seq}|{late[seq].decode()}")
+        await both.execute()
+
+    frames = await sub.until_events(8)
+    assert [f["seq"] for f in frames] == list(range(1, 9))
+    assert frames[3:6] == [orjson.loads(text) for text in kept]
+    assert frames[6:] == [orjson.loads(late[7]), orjson.loads(late[8])]
 
 
 async def test_a_gap_history_cannot_fill_closes_the_subscribers(

@@ -77,8 +77,18 @@ def proc_cpu_split(pid: int) -> tuple[float, float]:
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat (clock-tick resolution)."""
-    return sum(proc_cpu_split(pid))
+    """Time a process's threads have run on a CPU, user and kernel, to the nanosecond:
+    the sum of ``/proc/<pid>/task/*/schedstat``. (``/proc/<pid>/stat`` counts whole
+    clock ticks, 10 ms: ±5 % of a 0.2 s total, which a 100-viewer stream at
+    100 chunks/s for 2 s is.)"""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            pass  # the thread ended meanwhile
+    return total / 1e9
 
 
 def proc_rss_bytes(pid: int) -> int:

@@ -22,6 +22,7 @@ from .common import (
     machine,
     machine_busy_seconds,
     percentiles,
+    proc_cpu_seconds,
     proc_cpu_split,
     start_content,
     versions,
@@ -90,13 +91,13 @@ async def measure_stream(
         if on_go is not None:
             await on_go()
         cpu0, busy0, wall0 = (
-            [proc_cpu_split(pid) for pid in dep.pids],
+            [(proc_cpu_seconds(pid), proc_cpu_split(pid)) for pid in dep.pids],
             machine_busy_seconds(),
             time.perf_counter(),
         )
         res = await clients.go({"deadline": timeout})
         cpu1, busy1, wall1 = (
-            [proc_cpu_split(pid) for pid in dep.pids],
+            [(proc_cpu_seconds(pid), proc_cpu_split(pid)) for pid in dep.pids],
             machine_busy_seconds(),
             time.perf_counter(),
         )
@@ -106,8 +107,12 @@ async def measure_stream(
     p50, p99, p100 = percentiles(lat, (50, 99, 100))
     frames = res["frames"]
     span_s = max(1e-9, (res["last_ns"] - res["t_go"]) / 1e9) if res["last_ns"] else float("nan")
-    # (user, system) seconds of each server process during the stream
-    used = [(u1 - u0, s1 - s0) for (u0, s0), (u1, s1) in zip(cpu0, cpu1, strict=True)]
+    # (user, system) seconds of each server process during the stream: the exact
+    # on-CPU time, split by the shares of its clock-tick counts
+    used = [
+        _split(ran1 - ran0, u1 - u0, s1 - s0)
+        for (ran0, (u0, s0)), (ran1, (u1, s1)) in zip(cpu0, cpu1, strict=True)
+    ]
     server_sys = sum(s for _, s in used)
     server_cpu = sum(u for u, _ in used) + server_sys
     expected = chunks * conn["connected"]
@@ -157,6 +162,13 @@ async def measure_stream(
         "incomplete": res["incomplete"],
         "errors": res["errors"],
     }
+
+
+def _split(ran: float, user_ticks: float, sys_ticks: float) -> tuple[float, float]:
+    """``ran`` seconds as (user, system), in the proportion the tick counts show."""
+    ticks = user_ticks + sys_ticks
+    user = ran * user_ticks / ticks if ticks else ran
+    return user, ran - user
 
 
 def merge_results(

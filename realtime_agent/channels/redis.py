@@ -116,6 +116,7 @@ class RedisChannels:
         )
         self._inbox: str | None = None  # while the subscriber is live
         self._inboxes = 0
+        self._unrouted: str | None = None  # an inbox whose routes others may have dropped
         self._probe_seen = 0.0
         self.probe_lag: float | None = None
         self.problem: str | None = "starting"
@@ -185,6 +186,7 @@ class RedisChannels:
                 await pubsub.subscribe(self._key("probe", self._id), channel)
                 await self._confirmed(pubsub, channel.encode())
                 self._probe_seen = time.monotonic()
+                await self._stay_alive()  # routes to a process without one are dropped
                 self._inbox = inbox
                 routed = [(sid, local) for sid, local in self._local.items() if local.users]
                 for sid, local in routed:
@@ -245,6 +247,8 @@ class RedisChannels:
             silent = time.monotonic() - self._probe_seen
             if silent > 3 * self._probe_every:  # a probe goes out every _probe_every seconds
                 raise _Deaf(f"no probe received for {silent:.1f}s")
+            if self._unrouted is not None and self._unrouted == self._inbox:
+                raise _Deaf("this process's alive key had expired; its routes may be gone")
             if reply is None or reply[0] != b"message":
                 continue
             if reply[1] == probe:
@@ -263,14 +267,31 @@ class RedisChannels:
         while True:
             try:
                 await self._redis.publish(channel, repr(time.monotonic()))
-                # Presence counts only processes that are alive (a killed one's expire).
-                alive_for = max(1, int(self._probe_every * 5))
-                await self._redis.set(self._key("alive", self._id), 1, ex=alive_for)
+                # Only an inbox routed before this check: its key was set before it.
+                inbox = self._inbox
+                if not await self._stay_alive() and inbox is not None:
+                    self._unrouted = inbox  # others may have dropped its routes
             except (RedisError, OSError) as exc:
                 _reraise_cancel(exc)
                 self.problem = f"redis: {exc!r}"
             _reraise_cancel()
             await asyncio.sleep(self._probe_every)
+
+    async def _stay_alive(self) -> bool:
+        """Refresh this process's alive key; whether it was still there.
+
+        Presence counts, and routes go to, only processes whose alive key is there
+        (a killed one's expires after 5 probe intervals, and joins then drop its
+        routes). A process stalled that long was 3 intervals without its probe: it
+        resets its subscriber when it wakes. One whose key vanished otherwise (an
+        eviction) learns it here, and resets too.
+        """
+        key = self._key("alive", self._id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(key)
+            pipe.set(key, 1, ex=max(1, int(self._probe_every * 5)))
+            there, _ = await pipe.execute()
+        return bool(there)
 
     def _dispatch(self, sid: str, local: _Local, text: str) -> None:
         head, _, body = text.partition("|")
@@ -362,7 +383,8 @@ class RedisChannels:
         if inbox is None:
             return  # no subscriber: the supervisor routes every session once there is one
         keys = [self._key("route", session_id), self._key("seq", session_id)]
-        last = int(await self._route_script(keys=keys, args=[inbox, 1, old or ""]))
+        args: list[str | int] = [inbox, 1, old or "", self._key("alive", "")]
+        last = int(await self._route_script(keys=keys, args=args))
         if last < 0:  # a new session, or Redis lost its data: seed the counter
             await self._seed_counter(session_id)
             last = int(await self._redis.get(keys[1]) or 0)
@@ -382,7 +404,7 @@ class RedisChannels:
         try:
             await self._route_script(
                 keys=[self._key("route", session_id), self._key("seq", session_id)],
-                args=[inbox, -1, ""],
+                args=[inbox, -1, "", self._key("alive", "")],
             )
         except (RedisError, OSError):
             pass  # messages keep coming to an inbox that ignores them

@@ -605,6 +605,47 @@ async def test_a_reconnected_subscriber_leaves_no_route_to_its_old_inbox(
     await fresh.until_events(1)
 
 
+async def test_a_killed_process_is_no_longer_routed_after_the_next_join(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A process that died with sockets on a session leaves its route behind; once
+    its alive key has expired, the next process to take the session drops it."""
+    session_id = seqs.session()
+    async with running(redis_layers.build()) as gone:
+        await gone.join(session_id, Recorder(), None)
+        (dead,) = await _routed(redis_layers, session_id)
+    # Killed: it never left. Its alive key expires (a probe interval or five).
+    await redis_layers.raw.delete(redis_layers.key("alive", dead.partition(".")[0]))
+
+    b = await redis_layers()
+    await b.join(session_id, Recorder(), None)
+    (live,) = await _routed(redis_layers, session_id)
+    assert live != dead
+
+
+async def test_a_process_whose_alive_key_vanished_routes_its_sessions_again(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """Others drop the routes of a process whose alive key is gone; the process finds
+    it gone at its next probe, closes its sockets with 1001 (they resume) and routes
+    its sessions to a fresh inbox, so it never stays deaf."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    old = Recorder()
+    joined = await a.join(session_id, old, None)
+    (inbox,) = await _routed(redis_layers, session_id)
+    await redis_layers.raw.delete(redis_layers.key("alive", inbox.partition(".")[0]))  # evicted
+    await b.join(session_id, Recorder(), None)
+
+    code, _ = await old.until_closed()
+    assert code == CloseCode.GOING_AWAY
+    fresh = Recorder()
+    await a.join(session_id, fresh, joined.last_seq)
+    await a.leave(session_id, old)
+    event = await b.emit(session_id, delta(1))
+    assert await fresh.until_events(1) == parsed([event])
+
+
 async def test_presence_counts_a_process_again_after_it_seemed_gone(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:

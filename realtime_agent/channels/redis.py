@@ -63,6 +63,16 @@ def _reraise_cancel(exc: BaseException | None = None, *, before: int = 0) -> Non
         raise asyncio.CancelledError from exc
 
 
+def _glob(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _tail(channel: bytes | str, prefix: str) -> str:
+    name = channel.decode() if isinstance(channel, bytes) else channel
+    return name.removeprefix(prefix)
+
+
 class _Deaf(Exception):
     """The subscriber stopped receiving our own probes."""
 
@@ -117,6 +127,7 @@ class RedisChannels:
         self._inbox: str | None = None  # while the subscriber is live
         self._inboxes = 0
         self._unrouted: str | None = None  # an inbox whose routes others may have dropped
+        self._mixed: str | None = None  # processes of an earlier release serve too
         self._probe_seen = 0.0
         self.probe_lag: float | None = None
         self.problem: str | None = "starting"
@@ -191,7 +202,7 @@ class RedisChannels:
                 routed = [(sid, local) for sid, local in self._local.items() if local.users]
                 for sid, local in routed:
                     await self._route(sid, local)
-                self.problem = None
+                self.problem = self._mixed
                 self._connected.set()
                 backoff = 0.1
                 if not first:
@@ -254,7 +265,7 @@ class RedisChannels:
             if reply[1] == probe:
                 self._probe_seen = time.monotonic()
                 self.probe_lag = self._probe_seen - float(reply[2])
-                self.problem = None
+                self.problem = self._mixed
                 continue
             size, _, rest = reply[2].partition(b":")
             head = int(size)
@@ -271,11 +282,39 @@ class RedisChannels:
                 inbox = self._inbox
                 if not await self._stay_alive() and inbox is not None:
                     self._unrouted = inbox  # others may have dropped its routes
+                await self._census()
             except (RedisError, OSError) as exc:
                 _reraise_cancel(exc)
                 self.problem = f"redis: {exc!r}"
             _reraise_cancel()
             await asyncio.sleep(self._probe_every)
+
+    async def _census(self) -> None:
+        """Report processes of an earlier release serving on this Redis.
+
+        Before inboxes, a process subscribed a channel per session: its events
+        and this process's do not reach each other's sockets. Every process
+        subscribes its probe channel; one without an inbox channel is older. While
+        one serves, this process is not ready (``problem``): a rolling deployment
+        stops instead of serving sessions split in two (``docs/operations.md``).
+        """
+        async with self._redis.pipeline(transaction=True) as both:  # one moment for both
+            both.pubsub_channels(_glob(self._key("probe", "")) + "*")
+            both.pubsub_channels(_glob(self._key("inbox", "")) + "*")
+            probes, inboxes = await both.execute()
+        current = {_tail(ch, self._key("inbox", "")).partition(".")[0] for ch in inboxes}
+        older = sorted({_tail(ch, self._key("probe", "")) for ch in probes} - current)
+        mixed = (
+            f"processes of an earlier release serve on this Redis ({', '.join(older)}): "
+            "their sockets and ours would not see each other's events; replace them all"
+            if older
+            else None
+        )
+        if mixed != self._mixed:
+            (log.error if mixed else log.warning)(mixed or "no process of an earlier release left")
+            if self.problem == self._mixed:  # else a worse problem shows until it clears
+                self.problem = mixed
+            self._mixed = mixed
 
     async def _stay_alive(self) -> bool:
         """Refresh this process's alive key; whether it was still there.

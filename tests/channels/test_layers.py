@@ -646,6 +646,27 @@ async def test_a_process_whose_alive_key_vanished_routes_its_sessions_again(
     assert await fresh.until_events(1) == parsed([event])
 
 
+async def test_a_process_of_an_earlier_release_makes_the_layer_unready(
+    redis_layers: RedisLayers,
+) -> None:
+    """A process of the release before inboxes subscribes only its probe and session
+    channels: while one serves on the same Redis, the layer reports the mix (a
+    rolling deployment stops), and it is ready again once that process is gone."""
+    layer = await redis_layers()
+    older = redis_layers.raw.pubsub()
+    await older.subscribe(redis_layers.key("probe", "0123456789ab"), redis_layers.key("ch", "s"))
+    try:
+        async with asyncio.timeout(WAIT):
+            while layer.problem is None:  # the next probe's census  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert "earlier release" in layer.problem and "0123456789ab" in layer.problem
+    finally:
+        await older.aclose()  # type: ignore[no-untyped-call]
+    async with asyncio.timeout(WAIT):
+        while layer.problem is not None:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
 async def test_presence_counts_a_process_again_after_it_seemed_gone(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:

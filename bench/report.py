@@ -382,7 +382,7 @@ def build() -> str:
         parts.append("\n### Fan-out (one session, N viewers)\n")
         parts.append(
             "Latency: the stand-in writing a chunk → a socket receiving it. CPU µs/chunk: "
-            "server processes' utime+stime ÷ chunks received by all sockets (a chunk "
+            "server processes' on-CPU time ÷ chunks received by all sockets (a chunk "
             "delivered to one socket); CPU µs/event: the same ÷ frames received "
             "(realtime-agent merges chunks that come within 5 ms into one delta, "
             "`RA_DELTA_COALESCE_MS`, so it sends fewer, larger events; the peer and the "

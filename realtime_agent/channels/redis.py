@@ -73,6 +73,12 @@ def _tail(channel: bytes | str, prefix: str) -> str:
     return name.removeprefix(prefix)
 
 
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Mark a task's exception as seen (its waiters may all have gone)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class _Deaf(Exception):
     """The subscriber stopped receiving our own probes."""
 
@@ -86,6 +92,7 @@ class _Local:
     users: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     inbox: str | None = None  # where the session is routed for this process
+    routing: asyncio.Task[None] | None = None  # a route in flight, shared by its waiters
     last_seq: int | None = None
     filling: list[tuple[int, str]] | None = None
 
@@ -126,8 +133,10 @@ class RedisChannels:
         )
         self._inbox: str | None = None  # while the subscriber is live
         self._inboxes = 0
-        self._unrouted: str | None = None  # an inbox whose routes others may have dropped
+        self._backoff = 0.1  # before the next reconnect; back to 0.1 once a probe came back
+        self._give_up: tuple[str, str] | None = None  # an inbox to drop, and why
         self._mixed: str | None = None  # processes of an earlier release serve too
+        self._older: dict[str, float] = {}  # their ids, and when each was last seen
         self._probe_seen = 0.0
         self.probe_lag: float | None = None
         self.problem: str | None = "starting"
@@ -186,38 +195,58 @@ class RedisChannels:
 
     async def _supervise(self) -> None:
         """Keep ONE pub/sub connection on a live inbox; never die, never go deaf silently."""
-        backoff = 0.1
         first = True
         while True:
             pubsub = self._redis.pubsub()
             self._inboxes += 1
             inbox = f"{self._id}.{self._inboxes}"  # a fresh inbox: no route to it is stale
+            rerouting: asyncio.Task[None] | None = None
             try:
                 channel = self._key("inbox", inbox)
                 await pubsub.subscribe(self._key("probe", self._id), channel)
                 await self._confirmed(pubsub, channel.encode())
-                self._probe_seen = time.monotonic()
                 await self._stay_alive()  # routes to a process without one are dropped
                 self._inbox = inbox
-                routed = [(sid, local) for sid, local in self._local.items() if local.users]
-                for sid, local in routed:
-                    await self._route(sid, local)
-                self.problem = self._mixed
-                self._connected.set()
-                backoff = 0.1
-                if not first:
-                    log.warning("redis subscriber reconnected; rerouted %d sessions", len(routed))
+                # Sessions are routed to the inbox while it is read: however long that
+                # takes, it neither looks deaf nor lets Redis's output buffer fill up.
+                rerouting = self._spawn(self._reroute(inbox, first))
+                self._probe_seen = time.monotonic()
                 await self._listen(pubsub)
             except (RedisError, OSError, _Deaf) as exc:
                 _reraise_cancel(exc)
                 self.problem = f"redis subscriber: {exc!r}"
-                log.warning("redis subscriber lost (%r); reconnecting in %.1fs", exc, backoff)
+                log.warning("redis subscriber lost (%r); reconnecting in %.1fs", exc, self._backoff)
+            except Exception as exc:  # a bug here must not leave the process deaf for good
+                self.problem = f"redis subscriber: {exc!r}"
+                log.exception("redis subscriber failed; reconnecting in %.1fs", self._backoff)
             finally:
                 self._inbox = None
+                if rerouting is not None:
+                    rerouting.cancel()
                 await asyncio.shield(self._drop(pubsub))
             first = False
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, 5.0)
+
+    async def _reroute(self, inbox: str, first: bool) -> None:
+        """Route every session that has local sockets or a run to the new ``inbox``."""
+        sessions = [(sid, local) for sid, local in self._local.items() if local.users]
+        results = await asyncio.gather(
+            *(self._ready(sid, local) for sid, local in sessions), return_exceptions=True
+        )
+        for (sid, local), result in zip(sessions, results, strict=True):
+            if isinstance(result, (RedisError, OSError)):
+                self._give_up = (inbox, f"routing {sid} failed: {result!r}")  # reconnect
+                return
+            if isinstance(result, Exception):  # e.g. the store, to seed a lost counter
+                log.error("could not route session %s to this process: %r", sid, result)
+                for sub in tuple(local.subs):
+                    sub.close(CloseCode.GOING_AWAY, "event stream interrupted; resume with after")
+        if inbox == self._inbox:
+            self.problem = self._mixed
+            self._connected.set()
+            if not first:
+                log.warning("redis subscriber reconnected; rerouted %d sessions", len(sessions))
 
     async def _read(self, pubsub: Any, within: float) -> Any:
         """The next reply on the subscriber, or ``None`` after ``within`` seconds.
@@ -258,12 +287,13 @@ class RedisChannels:
             silent = time.monotonic() - self._probe_seen
             if silent > 3 * self._probe_every:  # a probe goes out every _probe_every seconds
                 raise _Deaf(f"no probe received for {silent:.1f}s")
-            if self._unrouted is not None and self._unrouted == self._inbox:
-                raise _Deaf("this process's alive key had expired; its routes may be gone")
+            if self._give_up is not None and self._give_up[0] == self._inbox:
+                raise _Deaf(self._give_up[1])
             if reply is None or reply[0] != b"message":
                 continue
             if reply[1] == probe:
                 self._probe_seen = time.monotonic()
+                self._backoff = 0.1
                 self.probe_lag = self._probe_seen - float(reply[2])
                 self.problem = self._mixed
                 continue
@@ -281,7 +311,8 @@ class RedisChannels:
                 # Only an inbox routed before this check: its key was set before it.
                 inbox = self._inbox
                 if not await self._stay_alive() and inbox is not None:
-                    self._unrouted = inbox  # others may have dropped its routes
+                    # Others may have dropped its routes: start again on a fresh inbox.
+                    self._give_up = (inbox, "this process's alive key was gone")
                 await self._census()
             except (RedisError, OSError) as exc:
                 _reraise_cancel(exc)
@@ -303,7 +334,14 @@ class RedisChannels:
             both.pubsub_channels(_glob(self._key("inbox", "")) + "*")
             probes, inboxes = await both.execute()
         current = {_tail(ch, self._key("inbox", "")).partition(".")[0] for ch in inboxes}
-        older = sorted({_tail(ch, self._key("probe", "")) for ch in probes} - current)
+        now = time.monotonic()
+        for process in {_tail(ch, self._key("probe", "")) for ch in probes} - current:
+            self._older[process] = now
+        # One that is reconnecting has no probe channel for a moment: it still counts
+        # until its alive key would have expired.
+        forget = now - 5 * self._probe_every
+        self._older = {p: seen for p, seen in self._older.items() if seen > forget}
+        older = sorted(self._older)
         mixed = (
             f"processes of an earlier release serve on this Redis ({', '.join(older)}): "
             "their sockets and ours would not see each other's events; replace them all"
@@ -345,6 +383,14 @@ class RedisChannels:
             return
         self._arrive(sid, local, seq, body)
 
+    def _catch_up(self, session_id: str) -> None:
+        """Read what this process's sockets may lack from the history (an emit whose
+        outcome is unknown)."""
+        local = self._local.get(session_id)
+        if local is not None and local.filling is None and local.last_seq is not None:
+            local.filling = []
+            self._spawn(self._fill(session_id, local, local.last_seq))
+
     def _arrive(
         self, sid: str, local: _Local, seq: int, body: str, event: Event | None = None
     ) -> None:
@@ -369,12 +415,12 @@ class RedisChannels:
 
     async def _fill(self, sid: str, local: _Local, after: int) -> None:
         """A pub/sub message went missing: fill the gap from history, then go on."""
-        pending = local.filling or []
+        pending = local.filling  # what comes meanwhile waits here
         try:
             _, replay = await self._since(sid, after)
         except (RedisError, OSError):
             replay = None
-        if local.filling is not pending:
+        if pending is None or local.filling is not pending:
             return  # the subscriber was reset meanwhile
         local.filling = None
         if replay is None:
@@ -406,53 +452,69 @@ class RedisChannels:
         local.users += 1
         try:
             async with asyncio.timeout(10):
-                if local.users == 1 and self._inbox is not None:
-                    # Shielded: a route that reached Redis is always recorded, and undone.
-                    await asyncio.shield(self._route(session_id, local))
-                await local.ready.wait()
+                await self._ready(session_id, local)
         except BaseException:
             await self._detach(session_id, local)
             raise
         return local
 
+    async def _ready(self, session_id: str, local: _Local) -> None:
+        """Return once the session is routed to this process's inbox, routing it if no
+        one is. A route in flight is shared by all who wait for it, and is not
+        cancelled with one of them; when it fails, each of them gets its error and
+        the next one to come routes again."""
+        while not local.ready.is_set():
+            if self._inbox is None:  # the supervisor routes it once it has an inbox
+                await local.ready.wait()
+                continue
+            if local.routing is None:
+                local.routing = self._spawn(self._route(session_id, local))
+                local.routing.add_done_callback(_retrieved)
+            routing = local.routing
+            await asyncio.wait([routing])
+            if local.routing is routing:
+                local.routing = None
+            if not routing.cancelled() and (exc := routing.exception()) is not None:
+                raise exc
+
     async def _route(self, session_id: str, local: _Local) -> None:
         """Route the session to this process's inbox; ready once every later event
         reaches it, with ``last_seq`` the last one that may not."""
-        inbox, old = self._inbox, local.inbox
+        inbox = self._inbox
         if inbox is None:
             return  # no subscriber: the supervisor routes every session once there is one
         keys = [self._key("route", session_id), self._key("seq", session_id)]
-        args: list[str | int] = [inbox, 1, old or "", self._key("alive", "")]
+        args: list[str | int] = [inbox, 1, self._id, self._key("alive", "")]
         last = int(await self._route_script(keys=keys, args=args))
         if last < 0:  # a new session, or Redis lost its data: seed the counter
             await self._seed_counter(session_id)
             last = int(await self._redis.get(keys[1]) or 0)
-        if inbox != self._inbox:
-            return  # the subscriber was replaced meanwhile; it routes the session again
+        if inbox != self._inbox:  # the subscriber was replaced meanwhile: a dead inbox
+            await self._unroute(session_id, inbox)
+            return
         local.inbox = inbox
         if self._local.get(session_id) is not local:  # everyone left meanwhile
-            await self._unroute(session_id, local)
+            await self._unroute(session_id, inbox)
             return
         local.last_seq = last if local.last_seq is None else max(local.last_seq, last)
         local.ready.set()
 
-    async def _unroute(self, session_id: str, local: _Local) -> None:
-        inbox, local.inbox = local.inbox, None
-        if inbox is None:
-            return
+    async def _unroute(self, session_id: str, inbox: str) -> None:
         try:
             await self._route_script(
                 keys=[self._key("route", session_id), self._key("seq", session_id)],
-                args=[inbox, -1, "", self._key("alive", "")],
+                args=[inbox, -1, self._id, self._key("alive", "")],
             )
         except (RedisError, OSError):
-            pass  # messages keep coming to an inbox that ignores them
+            pass  # messages keep coming to an inbox that ignores them, until it is dropped
 
     async def _detach(self, session_id: str, local: _Local) -> None:
         local.users -= 1
         if local.users == 0 and self._local.get(session_id) is local:
             del self._local[session_id]
-            await self._unroute(session_id, local)
+            if (inbox := local.inbox) is not None:
+                local.inbox = None
+                await self._unroute(session_id, inbox)
 
     # --- events --------------------------------------------------------------
 
@@ -493,15 +555,21 @@ class RedisChannels:
                 self._addressed(session_id),
             ]
             before = _cancels()
-            seq = int(await self._emit(keys=keys, args=args))
-            _reraise_cancel(before=before)  # an interrupt during the call must interrupt
+            try:
+                seq = int(await self._emit(keys=keys, args=args))
+            except BaseException:
+                self._catch_up(session_id)  # it may be numbered, and sent to the others
+                raise
             if seq > 0:
                 text = f'{body.decode()},"seq":{seq}}}'
                 event = Event(seq, frame["type"], text)
-                # No copy comes back to this process: its sockets get the event
-                # now, or once the earlier ones on their way from others are in.
+                # No copy comes back to this process: its sockets get the event now,
+                # or once the earlier ones on their way from others are in; also when
+                # the call is interrupted, since the others got it.
                 if (local := self._local.get(session_id)) is not None:
                     self._arrive(session_id, local, seq, text, event)
+            _reraise_cancel(before=before)  # an interrupt during the call must interrupt
+            if seq > 0:
                 return event
             if seq == -2 and init != "":
                 raise RuntimeError("emit.lua refused an initial seq; this is a bug")

@@ -12,8 +12,11 @@ import secrets
 from typing import Any
 
 import orjson
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime_agent.channels.base import ChannelLayer, Event
+from realtime_agent.errors import Unavailable
 from realtime_agent.protocol import CloseCode
 from tests.channels.conftest import (
     WAIT,
@@ -513,6 +516,9 @@ async def _published(redis_layers: RedisLayers, act: Any) -> list[tuple[str, str
     pubsub = redis_layers.raw.pubsub()
     await pubsub.psubscribe(f"{inboxes}*")
     try:
+        async with asyncio.timeout(WAIT):  # subscribed before anything happens
+            while (await pubsub.get_message(timeout=WAIT) or {}).get("type") != "psubscribe":
+                pass
         await act()
         await redis_layers.raw.publish(f"{inboxes}{marker}", marker)
         seen: list[tuple[str, str]] = []
@@ -667,6 +673,101 @@ async def test_a_process_of_an_earlier_release_makes_the_layer_unready(
             await asyncio.sleep(0.02)
 
 
+async def test_joins_waiting_on_a_failed_route_fail_at_once_and_the_next_routes_again(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """Two sockets join a session at once and routing it fails (here the store
+    refuses to seed its counter): both get the error at once, not after the join
+    timeout, and a later join routes it."""
+    layer = await redis_layers()
+    session_id = f"sess-{secrets.token_hex(8)}"  # the store does not know it yet
+    joins = [layer.join(session_id, Recorder(), None) for _ in range(2)]
+    async with asyncio.timeout(WAIT):  # the join's own timeout is 10 s
+        results = await asyncio.gather(*joins, return_exceptions=True)
+    assert [type(r) for r in results] == [KeyError, KeyError]
+
+    seqs.reserved[session_id] = 0
+    sub = Recorder()
+    await layer.join(session_id, sub, None)
+    event = await layer.emit(session_id, delta(1))
+    assert await sub.until_events(1) == parsed([event])
+
+
+async def test_the_subscriber_survives_a_session_it_cannot_route_again(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """After a reconnect, a session whose lost counter the store cannot seed any more
+    (it was deleted) is logged and skipped; the process goes on serving the others."""
+    layer = await redis_layers(named=True)
+    gone, kept = seqs.session(), seqs.session()
+    on_gone, on_kept = Recorder(), Recorder()
+    await layer.join(gone, on_gone, None)
+    joined = await layer.join(kept, on_kept, None)
+    await redis_layers.raw.delete(redis_layers.key("seq", gone))  # Redis lost it ...
+    del seqs.reserved[gone]  # ... and the store deleted the session
+    assert await redis_layers.kill_subscriber(layer) == 1
+    await on_kept.until_closed()
+
+    fresh = Recorder()
+    await layer.join(kept, fresh, joined.last_seq)
+    event = await layer.emit(kept, delta(1))
+    assert await fresh.until_events(1) == parsed([event])
+    async with asyncio.timeout(WAIT):
+        while layer.problem is not None:  # the next probe comes back  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def test_an_emit_interrupted_as_it_completes_reaches_this_processs_sockets(
+    redis_layers: RedisLayers, seqs: SeqBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An emit whose task is cancelled as Redis answers (redis-py may let the cancel
+    land then, CPython gh-86296) raises the cancel, and the event, which the other
+    processes got, still reaches this process's sockets."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    on_a, on_b = Recorder(), Recorder()
+    await a.join(session_id, on_a, None)
+    await b.join(session_id, on_b, None)
+    script = a._emit
+
+    async def cancelled_as_it_answers(**call: Any) -> Any:
+        seq = await script(**call)
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        return seq
+
+    monkeypatch.setattr(a, "_emit", cancelled_as_it_answers)
+    emitting = asyncio.create_task(a.emit(session_id, delta(1)))
+    await asyncio.wait([emitting])
+    assert emitting.cancelled()
+    (frame,) = await on_b.until_events(1)
+    assert await on_a.until_events(1) == [frame]
+
+
+async def test_an_emit_whose_answer_is_lost_reaches_this_processs_sockets(
+    redis_layers: RedisLayers, seqs: SeqBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An emit whose answer never comes back (the connection dropped after Redis
+    ran it) fails, and this process's sockets read the event from the history."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    on_a, on_b = Recorder(), Recorder()
+    await a.join(session_id, on_a, None)
+    await b.join(session_id, on_b, None)
+    script = a._emit
+
+    async def answer_lost(**call: Any) -> Any:
+        await script(**call)
+        raise RedisConnectionError("connection lost before the answer")
+
+    monkeypatch.setattr(a, "_emit", answer_lost)
+    with pytest.raises(Unavailable):
+        await a.emit(session_id, delta(1))
+    (frame,) = await on_b.until_events(1)
+    assert await on_a.until_events(1) == [frame]
+
+
 async def test_presence_counts_a_process_again_after_it_seemed_gone(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:
@@ -749,8 +850,10 @@ async def test_events_that_wait_on_a_fill_go_out_in_seq_order(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:
     """Events that come while a gap is filled from history wait, and go out after
-    it in seq order, none skipped, whatever order they came in: a process's own
-    emits come between the events other processes publish to it."""
+    it in seq order, none skipped, whatever order they came in. (A process's own
+    emits can come before events of other processes still on their way to it;
+    here two events published out of order above the history stand for that,
+    deterministically.)"""
     a = await redis_layers()
     session_id = seqs.session()
     sub = Recorder()

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SEQ_BLOCK = 1000
 _LOCK_MS = 10_000
 _COUNTER_TTL = 30 * 86_400
+_REROUTING = 32  # sessions routed at once after a reconnect
+_STALE = -2  # route.lua: a later inbox of the process is routed
 
 
 def _script(name: str) -> str:
@@ -93,6 +95,7 @@ class _Local:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     inbox: str | None = None  # where the session is routed for this process
     routing: asyncio.Task[None] | None = None  # a route in flight, shared by its waiters
+    recheck: bool = False  # an emit's outcome became unknown during a fill
     last_seq: int | None = None
     filling: list[tuple[int, str]] | None = None
 
@@ -141,6 +144,7 @@ class RedisChannels:
         self.probe_lag: float | None = None
         self.problem: str | None = "starting"
         self._connected = asyncio.Event()
+        self._subscribed = asyncio.Event()  # while there is an inbox (``_inbox``)
         self._emit = redis.register_script(_script("emit.lua"))
         self._broadcast = redis.register_script(_script("broadcast.lua"))
         self._route_script = redis.register_script(_script("route.lua"))
@@ -207,6 +211,7 @@ class RedisChannels:
                 await self._confirmed(pubsub, channel.encode())
                 await self._stay_alive()  # routes to a process without one are dropped
                 self._inbox = inbox
+                self._subscribed.set()
                 # Sessions are routed to the inbox while it is read: however long that
                 # takes, it neither looks deaf nor lets Redis's output buffer fill up.
                 rerouting = self._spawn(self._reroute(inbox, first))
@@ -221,6 +226,7 @@ class RedisChannels:
                 log.exception("redis subscriber failed; reconnecting in %.1fs", self._backoff)
             finally:
                 self._inbox = None
+                self._subscribed.clear()
                 if rerouting is not None:
                     rerouting.cancel()
                 await asyncio.shield(self._drop(pubsub))
@@ -231,8 +237,14 @@ class RedisChannels:
     async def _reroute(self, inbox: str, first: bool) -> None:
         """Route every session that has local sockets or a run to the new ``inbox``."""
         sessions = [(sid, local) for sid, local in self._local.items() if local.users]
+        slots = asyncio.Semaphore(_REROUTING)  # leave connections to the probe and the rest
+
+        async def reroute(sid: str, local: _Local) -> None:
+            async with slots:
+                await self._ready(sid, local)
+
         results = await asyncio.gather(
-            *(self._ready(sid, local) for sid, local in sessions), return_exceptions=True
+            *(reroute(sid, local) for sid, local in sessions), return_exceptions=True
         )
         for (sid, local), result in zip(sessions, results, strict=True):
             if isinstance(result, (RedisError, OSError)):
@@ -273,6 +285,7 @@ class RedisChannels:
             local.ready.clear()
             local.last_seq = None
             local.filling = None
+            local.recheck = False
             for sub in tuple(local.subs):
                 sub.close(CloseCode.GOING_AWAY, "event stream interrupted; resume with after")
         try:
@@ -297,11 +310,17 @@ class RedisChannels:
                 self.probe_lag = self._probe_seen - float(reply[2])
                 self.problem = self._mixed
                 continue
-            size, _, rest = reply[2].partition(b":")
-            head = int(size)
-            sid = rest[:head].decode()
-            if (local := self._local.get(sid)) is not None:
-                self._dispatch(sid, local, rest[head:].decode())
+            try:
+                self._receive(reply[2])
+            except Exception:  # one bad message or handler must not cut off the rest
+                log.exception("could not hand out an inbox message: %r", reply[2][:200])
+
+    def _receive(self, message: bytes) -> None:
+        size, _, rest = message.partition(b":")
+        head = int(size)
+        sid = rest[:head].decode()
+        if (local := self._local.get(sid)) is not None:
+            self._dispatch(sid, local, rest[head:].decode())
 
     async def _probe(self) -> None:
         channel = self._key("probe", self._id)
@@ -387,9 +406,13 @@ class RedisChannels:
         """Read what this process's sockets may lack from the history (an emit whose
         outcome is unknown)."""
         local = self._local.get(session_id)
-        if local is not None and local.filling is None and local.last_seq is not None:
-            local.filling = []
-            self._spawn(self._fill(session_id, local, local.last_seq))
+        if local is None or local.last_seq is None:
+            return
+        if local.filling is not None:  # its history may have been read before the emit
+            local.recheck = True
+            return
+        local.filling = []
+        self._spawn(self._fill(session_id, local, local.last_seq))
 
     def _arrive(
         self, sid: str, local: _Local, seq: int, body: str, event: Event | None = None
@@ -434,6 +457,9 @@ class RedisChannels:
         # between; history read before the latest of them may leave a gap again.
         for seq, body in sorted(pending):
             self._arrive(sid, local, seq, body)
+        if local.recheck and local.filling is None:
+            local.recheck = False
+            self._catch_up(sid)
 
     def _control(self, local: _Local, body: str) -> None:
         kind, _, arg = body.partition("|")
@@ -464,8 +490,10 @@ class RedisChannels:
         cancelled with one of them; when it fails, each of them gets its error and
         the next one to come routes again."""
         while not local.ready.is_set():
-            if self._inbox is None:  # the supervisor routes it once it has an inbox
-                await local.ready.wait()
+            if self._local.get(session_id) is not local:
+                return  # everyone left: nothing to route
+            if self._inbox is None:  # once there is an inbox, route it (or share the route)
+                await self._subscribed.wait()
                 continue
             if local.routing is None:
                 local.routing = self._spawn(self._route(session_id, local))
@@ -486,9 +514,15 @@ class RedisChannels:
         keys = [self._key("route", session_id), self._key("seq", session_id)]
         args: list[str | int] = [inbox, 1, self._id, self._key("alive", "")]
         last = int(await self._route_script(keys=keys, args=args))
-        if last < 0:  # a new session, or Redis lost its data: seed the counter
-            await self._seed_counter(session_id)
-            last = int(await self._redis.get(keys[1]) or 0)
+        if last == _STALE:
+            return  # a later inbox of this process is routed: this one is dead already
+        try:
+            if last < 0:  # a new session, or Redis lost its data: seed the counter
+                await self._seed_counter(session_id)
+                last = int(await self._redis.get(keys[1]) or 0)
+        except BaseException:
+            await asyncio.shield(self._unroute(session_id, inbox))  # no route left behind
+            raise
         if inbox != self._inbox:  # the subscriber was replaced meanwhile: a dead inbox
             await self._unroute(session_id, inbox)
             return

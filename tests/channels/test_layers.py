@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from realtime_agent import channels
 from realtime_agent.channels.base import ChannelLayer, Event
 from realtime_agent.errors import Unavailable
 from realtime_agent.protocol import CloseCode
@@ -685,6 +687,7 @@ async def test_joins_waiting_on_a_failed_route_fail_at_once_and_the_next_routes_
     async with asyncio.timeout(WAIT):  # the join's own timeout is 10 s
         results = await asyncio.gather(*joins, return_exceptions=True)
     assert [type(r) for r in results] == [KeyError, KeyError]
+    assert await _routed(redis_layers, session_id) == []  # the failed route was undone
 
     seqs.reserved[session_id] = 0
     sub = Recorder()
@@ -766,6 +769,38 @@ async def test_an_emit_whose_answer_is_lost_reaches_this_processs_sockets(
         await a.emit(session_id, delta(1))
     (frame,) = await on_b.until_events(1)
     assert await on_a.until_events(1) == [frame]
+
+
+async def test_a_bad_inbox_message_is_skipped_and_the_rest_still_served(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A message the process cannot read (garbage on its inbox) is logged and
+    skipped: its sockets stay open and keep getting events."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    sub = Recorder()
+    await b.join(session_id, sub, None)
+    (inbox,) = await _routed(redis_layers, session_id)
+    await redis_layers.raw.publish(f"{redis_layers.prefix}inbox:{inbox}", "not a message")
+    await redis_layers.raw.publish(f"{redis_layers.prefix}inbox:{inbox}", f"2:xx{2**70}|x")
+    event = await a.emit(session_id, delta(1))
+    assert await sub.until_events(1) == parsed([event])
+    assert sub.closes == []
+
+
+async def test_a_late_route_to_an_earlier_inbox_is_refused(redis_layers: RedisLayers) -> None:
+    """route.lua: a +1 for an inbox of a process that already routes a later one
+    (it came late, e.g. a retried call) is refused, and the later inbox stays."""
+    raw, session_id = redis_layers.raw, f"sess-{secrets.token_hex(8)}"
+    route = redis_layers.key("route", session_id)
+    script = raw.register_script((Path(channels.__file__).parent / "route.lua").read_text())
+    keys, alive = [route, redis_layers.key("seq", session_id)], redis_layers.key("alive", "")
+    await raw.set(f"{alive}p", 1, ex=60)
+    assert await script(keys=keys, args=["p.2", 1, "p", alive]) == -1  # no counter yet
+    assert await script(keys=keys, args=["p.1", 1, "p", alive]) == -2
+    assert await _routed(redis_layers, session_id) == ["p.2"]
+    assert await script(keys=keys, args=["p.3", 1, "p", alive]) == -1  # a later one wins
+    assert await _routed(redis_layers, session_id) == ["p.3"]
 
 
 async def test_presence_counts_a_process_again_after_it_seemed_gone(

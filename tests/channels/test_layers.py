@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime_agent import channels
 from realtime_agent.channels.base import ChannelLayer, Event
+from realtime_agent.channels.redis import RedisChannels
 from realtime_agent.errors import Unavailable
 from realtime_agent.protocol import CloseCode
 from tests.channels.conftest import (
@@ -720,17 +721,26 @@ async def test_the_subscriber_survives_a_session_it_cannot_route_again(
             await asyncio.sleep(0.02)
 
 
+async def _emitting_beside_another(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> tuple[RedisChannels, str, Recorder, Recorder]:
+    """Process A and process B with a socket each on a new session: (A, the
+    session, A's socket, B's socket)."""
+    a, b = await redis_layers(), await redis_layers()
+    session_id = seqs.session()
+    on_a, on_b = Recorder(), Recorder()
+    await a.join(session_id, on_a, None)
+    await b.join(session_id, on_b, None)
+    return a, session_id, on_a, on_b
+
+
 async def test_an_emit_interrupted_as_it_completes_reaches_this_processs_sockets(
     redis_layers: RedisLayers, seqs: SeqBook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An emit whose task is cancelled as Redis answers (redis-py may let the cancel
     land then, CPython gh-86296) raises the cancel, and the event, which the other
     processes got, still reaches this process's sockets."""
-    a, b = await redis_layers(), await redis_layers()
-    session_id = seqs.session()
-    on_a, on_b = Recorder(), Recorder()
-    await a.join(session_id, on_a, None)
-    await b.join(session_id, on_b, None)
+    a, session_id, on_a, on_b = await _emitting_beside_another(redis_layers, seqs)
     script = a._emit
 
     async def cancelled_as_it_answers(**call: Any) -> Any:
@@ -753,11 +763,7 @@ async def test_an_emit_whose_answer_is_lost_reaches_this_processs_sockets(
 ) -> None:
     """An emit whose answer never comes back (the connection dropped after Redis
     ran it) fails, and this process's sockets read the event from the history."""
-    a, b = await redis_layers(), await redis_layers()
-    session_id = seqs.session()
-    on_a, on_b = Recorder(), Recorder()
-    await a.join(session_id, on_a, None)
-    await b.join(session_id, on_b, None)
+    a, session_id, on_a, on_b = await _emitting_beside_another(redis_layers, seqs)
     script = a._emit
 
     async def answer_lost(**call: Any) -> Any:

@@ -14,6 +14,8 @@ from typing import TypedDict
 
 import uvicorn
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -134,8 +136,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         "one shared PostgreSQL (DATABASE_URL=postgresql://...)"
                     )
                 # A blocking pool waits for a free connection under load instead of failing.
+                # No command is ever sent twice (redis-py's default today, pinned):
+                # emit.lua run again would number one event twice.
                 pool = BlockingConnectionPool.from_url(
-                    settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
+                    settings.redis_url,
+                    max_connections=settings.redis_max_connections,
+                    timeout=10,
+                    retry=Retry(NoBackoff(), 0),
                 )
                 redis = await stack.enter_async_context(Redis.from_pool(pool))  # owns the pool
                 store = CachedStore(

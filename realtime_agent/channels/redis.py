@@ -81,6 +81,15 @@ def _retrieved(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
+_INTERRUPTED = "event stream interrupted; resume with after"
+
+
+def _close(local: _Local, code: int, reason: str) -> None:
+    """Ask every socket of the session on this process to close."""
+    for sub in tuple(local.subs):
+        sub.close(code, reason)
+
+
 class _Deaf(Exception):
     """The subscriber stopped receiving our own probes."""
 
@@ -120,6 +129,12 @@ class RedisChannels:
         self._redis = redis
         self._reserve = reserve
         self._p = prefix
+        # Prefixes of the keys and channels named after a process or an inbox.
+        self._alive, self._inboxes_at, self._probes_at = (
+            f"{prefix}alive:",
+            f"{prefix}inbox:",
+            f"{prefix}probe:",
+        )
         self._keep = (min_events, max(max_events, min_events), int(min_seconds * 1000))
         self._history_ttl = history_ttl
         self._lease_ms = int(lease_seconds * 1000)
@@ -252,8 +267,7 @@ class RedisChannels:
                 return
             if isinstance(result, Exception):  # e.g. the store, to seed a lost counter
                 log.error("could not route session %s to this process: %r", sid, result)
-                for sub in tuple(local.subs):
-                    sub.close(CloseCode.GOING_AWAY, "event stream interrupted; resume with after")
+                _close(local, CloseCode.GOING_AWAY, _INTERRUPTED)
         if inbox == self._inbox:
             self.problem = self._mixed
             self._connected.set()
@@ -286,8 +300,7 @@ class RedisChannels:
             local.last_seq = None
             local.filling = None
             local.recheck = False
-            for sub in tuple(local.subs):
-                sub.close(CloseCode.GOING_AWAY, "event stream interrupted; resume with after")
+            _close(local, CloseCode.GOING_AWAY, _INTERRUPTED)
         try:
             await pubsub.aclose()
         except (RedisError, OSError):
@@ -349,12 +362,12 @@ class RedisChannels:
         stops instead of serving sessions split in two (``docs/operations.md``).
         """
         async with self._redis.pipeline(transaction=True) as both:  # one moment for both
-            both.pubsub_channels(_glob(self._key("probe", "")) + "*")
-            both.pubsub_channels(_glob(self._key("inbox", "")) + "*")
+            both.pubsub_channels(_glob(self._probes_at) + "*")
+            both.pubsub_channels(_glob(self._inboxes_at) + "*")
             probes, inboxes = await both.execute()
-        current = {_tail(ch, self._key("inbox", "")).partition(".")[0] for ch in inboxes}
+        current = {_tail(ch, self._inboxes_at).partition(".")[0] for ch in inboxes}
         now = time.monotonic()
-        for process in {_tail(ch, self._key("probe", "")) for ch in probes} - current:
+        for process in {_tail(ch, self._probes_at) for ch in probes} - current:
             self._older[process] = now
         # One that is reconnecting has no probe channel for a moment: it still counts
         # until its alive key would have expired.
@@ -411,8 +424,7 @@ class RedisChannels:
         if local.filling is not None:  # its history may have been read before the emit
             local.recheck = True
             return
-        local.filling = []
-        self._spawn(self._fill(session_id, local, local.last_seq))
+        self._start_fill(session_id, local, local.last_seq, [])
 
     def _arrive(
         self, sid: str, local: _Local, seq: int, body: str, event: Event | None = None
@@ -422,8 +434,7 @@ class RedisChannels:
             local.filling.append((seq, body))
             return
         if local.last_seq is not None and seq > local.last_seq + 1:
-            local.filling = [(seq, body)]
-            self._spawn(self._fill(sid, local, local.last_seq))
+            self._start_fill(sid, local, local.last_seq, [(seq, body)])
             return
         self._deliver(local, seq, body, event)
 
@@ -436,6 +447,14 @@ class RedisChannels:
         for sub in tuple(local.subs):
             sub.deliver(event)
 
+    def _start_fill(
+        self, sid: str, local: _Local, after: int, waiting: list[tuple[int, str]]
+    ) -> None:
+        """Read the history after ``after`` (the last delivered seq); ``waiting``, and
+        what comes meanwhile, goes out after it."""
+        local.filling = waiting
+        self._spawn(self._fill(sid, local, after))
+
     async def _fill(self, sid: str, local: _Local, after: int) -> None:
         """A pub/sub message went missing: fill the gap from history, then go on."""
         pending = local.filling  # what comes meanwhile waits here
@@ -447,8 +466,7 @@ class RedisChannels:
             return  # the subscriber was reset meanwhile
         local.filling = None
         if replay is None:
-            for sub in tuple(local.subs):
-                sub.close(CloseCode.GOING_AWAY, "events were lost; resume with after")
+            _close(local, CloseCode.GOING_AWAY, "events were lost; resume with after")
             local.last_seq = None
             return
         for event in replay:
@@ -465,8 +483,7 @@ class RedisChannels:
         kind, _, arg = body.partition("|")
         if kind == "close":
             code, _, reason = arg.partition("|")
-            for sub in tuple(local.subs):
-                sub.close(int(code), reason)
+            _close(local, int(code), reason)
             return
         for handler in tuple(local.watchers):
             handler(body)
@@ -512,14 +529,13 @@ class RedisChannels:
         if inbox is None:
             return  # no subscriber: the supervisor routes every session once there is one
         keys = [self._key("route", session_id), self._key("seq", session_id)]
-        args: list[str | int] = [inbox, 1, self._id, self._key("alive", "")]
+        args: list[str | int] = [inbox, 1, self._id, self._alive]
         last = int(await self._route_script(keys=keys, args=args))
         if last == _STALE:
             return  # a later inbox of this process is routed: this one is dead already
         try:
             if last < 0:  # a new session, or Redis lost its data: seed the counter
-                await self._seed_counter(session_id)
-                last = int(await self._redis.get(keys[1]) or 0)
+                last = await self._seed_counter(session_id)
         except BaseException:
             await asyncio.shield(self._unroute(session_id, inbox))  # no route left behind
             raise
@@ -537,7 +553,7 @@ class RedisChannels:
         try:
             await self._route_script(
                 keys=[self._key("route", session_id), self._key("seq", session_id)],
-                args=[inbox, -1, self._id, self._key("alive", "")],
+                args=[inbox, -1, self._id, self._alive],
             )
         except (RedisError, OSError):
             pass  # messages keep coming to an inbox that ignores them, until it is dropped
@@ -584,7 +600,7 @@ class RedisChannels:
                 *self._keep,
                 self._history_ttl,
                 _COUNTER_TTL,
-                self._key("inbox", ""),
+                self._inboxes_at,
                 self._inbox or "",
                 self._addressed(session_id),
             ]
@@ -652,13 +668,17 @@ class RedisChannels:
         return Joined(last, replay, viewers)
 
     def _presence_args(self, session_id: str) -> list[Any]:
-        alive, inboxes = self._key("alive", ""), self._key("inbox", "")
-        return [self._history_ttl, alive, inboxes, self._addressed(session_id)]
+        return [self._history_ttl, self._alive, self._inboxes_at, self._addressed(session_id)]
 
-    async def _seed_counter(self, session_id: str) -> None:
-        """Create a missing counter at the durable mark without emitting an event."""
-        floor = await self._reserve_block(session_id)
-        await self._redis.set(self._key("seq", session_id), floor, nx=True, ex=_COUNTER_TTL)
+    async def _seed_counter(self, session_id: str) -> int:
+        """Create a missing counter at the durable mark without emitting an event;
+        returns the counter (another process may have seeded it first)."""
+        floor, key = await self._reserve_block(session_id), self._key("seq", session_id)
+        async with self._redis.pipeline(transaction=True) as seed:
+            seed.set(key, floor, nx=True, ex=_COUNTER_TTL)
+            seed.get(key)
+            _, counter = await seed.execute()
+        return int(counter)
 
     async def leave(self, session_id: str, sub: Subscriber) -> None:
         local = self._local.get(session_id)
@@ -683,7 +703,7 @@ class RedisChannels:
         """Send a control message to every process routed to the session, this one too."""
         message = f"{self._addressed(session_id)}!|{control}"
         await self._broadcast(
-            keys=[self._key("route", session_id)], args=[self._key("inbox", ""), message]
+            keys=[self._key("route", session_id)], args=[self._inboxes_at, message]
         )
 
     def _control_here(self, session_id: str, body: str) -> None:
@@ -695,8 +715,7 @@ class RedisChannels:
 
     def close_local(self, code: int, reason: str) -> None:
         for local in self._local.values():
-            for sub in tuple(local.subs):
-                sub.close(code, reason)
+            _close(local, code, reason)
 
     # --- coordination --------------------------------------------------------
 

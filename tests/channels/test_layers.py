@@ -537,10 +537,15 @@ async def _published(redis_layers: RedisLayers, act: Any) -> list[tuple[str, str
     raise AssertionError("unreachable")
 
 
+async def _fields(redis_layers: RedisLayers, kind: str, session_id: str) -> list[str]:
+    """The fields of the session's hash ``kind`` (route: inboxes; presence: processes)."""
+    fields = await redis_layers.raw.hkeys(redis_layers.key(kind, session_id))
+    return [f.decode() if isinstance(f, bytes) else f for f in fields]
+
+
 async def _routed(redis_layers: RedisLayers, session_id: str) -> list[str]:
     """The inboxes the session is routed to."""
-    fields = await redis_layers.raw.hkeys(redis_layers.key("route", session_id))
-    return [f.decode() if isinstance(f, bytes) else f for f in fields]
+    return await _fields(redis_layers, "route", session_id)
 
 
 async def test_events_go_only_to_the_other_processes_routed_to_the_session(
@@ -818,8 +823,7 @@ async def test_presence_counts_a_process_again_after_it_seemed_gone(
     session_id = seqs.session()
     await a.join(session_id, Recorder(), None)
     assert (await a.join(session_id, Recorder(), None)).viewers == 2
-    fields = await redis_layers.raw.hkeys(redis_layers.key("presence", session_id))
-    (process,) = [f.decode() if isinstance(f, bytes) else f for f in fields]  # A's process id
+    (process,) = await _fields(redis_layers, "presence", session_id)  # A's process id
     alive = redis_layers.key("alive", process)
 
     # A stalls past its liveness TTL while B's socket joins, then renews it (as its probe does).
@@ -911,7 +915,8 @@ async def test_events_that_wait_on_a_fill_go_out_in_seq_order(
     async with redis_layers.raw.pipeline(transaction=True) as both:
         for seq in (8, 7):
             late[seq] = orjson.dumps({**delta(seq), "session_id": session_id, "seq": seq})
-            both.publish(channel, f"{len(session_id)}:{session_id}{seq}|{late[seq].decode()}")
+            head = RedisChannels._addressed(session_id)
+            both.publish(channel, f"{head}{seq}|{late[seq].decode()}")
         await both.execute()
 
     frames = await sub.until_events(8)

@@ -93,13 +93,14 @@ def _user_tools(settings: Settings) -> list[Tool]:
     return loaded
 
 
-async def graceful_shutdown(c: Components) -> None:
+async def graceful_shutdown(c: Components, hurry: asyncio.Event) -> None:
     """What SIGTERM does before uvicorn stops: refuse new sockets, let runs finish for
-    ``RA_SHUTDOWN_GRACE_SECONDS``, interrupt the rest (their clients see it), then close
-    every socket with 1001 so clients resume on another process."""
+    ``RA_SHUTDOWN_GRACE_SECONDS`` or until ``hurry`` is set (a second signal),
+    interrupt the rest (their clients see it), then close every socket with 1001 so
+    clients resume on another process."""
     c.sockets.draining = True
     log.info("shutting down: waiting up to %gs for runs", c.settings.shutdown_grace_seconds)
-    await c.sessions.finish_runs(c.settings.shutdown_grace_seconds)
+    await c.sessions.finish_runs(c.settings.shutdown_grace_seconds, hurry)
     await c.sessions.stop_runs()
     c.channels.close_local(CloseCode.GOING_AWAY, "server shutting down; resume with after")
     try:

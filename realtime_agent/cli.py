@@ -47,24 +47,29 @@ def _serve(args: argparse.Namespace) -> int:
 @contextmanager
 def _stop_on_signals(server: uvicorn.Server, app: Starlette) -> Iterator[None]:
     """SIGINT/SIGTERM: the app's graceful shutdown (runs finish or are interrupted,
-    sockets close with 1001), then uvicorn stops; a second signal stops it at once."""
+    sockets close with 1001), then uvicorn stops. A second signal ends the grace:
+    runs are interrupted now, and the shutdown goes on. A third stops uvicorn at once
+    (sockets close with 1012, the lifespan's shutdown is skipped)."""
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
+    hurry = asyncio.Event()
 
     async def graceful(sig: int) -> None:
         shutdown = getattr(app.state, "graceful_shutdown", None)  # set by the lifespan
         try:
             if shutdown is not None:
-                await shutdown()
+                await shutdown(hurry)
         finally:
             server.handle_exit(sig, None)
 
     def on_signal(sig: int) -> None:
-        if tasks:  # the second signal: no more waiting
+        if not tasks:
+            tasks.add(loop.create_task(graceful(sig)))
+        elif not hurry.is_set():
+            hurry.set()
+        else:
             server.handle_exit(sig, None)
             server.force_exit = True
-            return
-        tasks.add(loop.create_task(graceful(sig)))
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)

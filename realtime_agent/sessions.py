@@ -85,16 +85,27 @@ class SessionService:
             self._watchdog = asyncio.create_task(self._watch_leases(self._rescan))
         return self
 
-    async def finish_runs(self, grace: float) -> None:
-        """Let runs in progress end by themselves for up to ``grace`` seconds.
+    async def finish_runs(self, grace: float, hurry: asyncio.Event) -> None:
+        """Let runs in progress end by themselves for up to ``grace`` seconds, or
+        until ``hurry`` is set.
 
         From now on no new turn starts here: messages are stored and acknowledged
         and wait in the queue for the next process (or this one after a restart).
         """
         self._closing = True
         running = [d.task for d in self._drains.values() if d.task is not None and d.run]
-        if running:
-            await asyncio.wait(running, timeout=grace)
+        if not running:
+            return
+        ended = asyncio.ensure_future(asyncio.wait(running))  # cancelling it leaves them be
+        hurried = asyncio.ensure_future(hurry.wait())
+        try:
+            await asyncio.wait([ended, hurried], timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            if hurry.is_set() and not ended.done():
+                log.warning("a second signal: the runs still going are interrupted now")
+        finally:
+            for waiter in (ended, hurried):
+                waiter.cancel()
+            await asyncio.gather(ended, hurried, return_exceptions=True)
 
     async def stop_runs(self) -> None:
         """Interrupt every run now (partial text kept) and wait for them to end."""

@@ -86,12 +86,17 @@ class ServerProcess:
 
     async def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send ``sig`` (SIGKILL for a crash) and wait for the exit code."""
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return proc.returncode if proc is not None and proc.returncode is not None else 0
-        proc.send_signal(sig)
+        if self.proc is None:
+            return 0
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        return await self.exited()
+
+    async def exited(self) -> int:
+        """Wait, without a signal, for the exit code and the end of the log."""
+        assert self.proc is not None
         async with asyncio.timeout(TIMEOUT):
-            code = await proc.wait()
+            code = await self.proc.wait()
             if self._drain is not None:
                 await self._drain
         return code

@@ -72,6 +72,33 @@ async def test_sigterm_interrupts_a_run_past_the_grace_period(
     assert await proc.stop() == 0
 
 
+async def test_a_second_sigterm_interrupts_runs_now_and_still_shuts_down_gracefully(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    """A second signal ends the grace at once: the run is interrupted (clients see it,
+    partial text kept), sockets close with 1001 and the process exits 0 cleanly."""
+    standin.push(Text(["partial ", "never"], hold_after=1))
+    proc = server(tmp_path, standin, grace=60)
+    await proc.start()
+    async with Api(proc.base_url) as api:
+        owner = await sigterm_mid_stream(api, proc)
+
+        async def draining() -> bool:
+            return (await api.http.get("/readyz")).status_code == 503
+
+        await poll(draining)
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+        assert (await owner.until_idle())["status"] == "interrupted"
+        kept = [e["message"]["content"] for e in owner.events() if e["type"] == "message"]
+        assert kept == ["go", "partial "]
+        assert await owner.closed() == 1001
+    standin.release()
+    assert await proc.exited() == 0  # no third signal: that one would stop it at once
+    assert "the runs still going are interrupted now" in proc.log
+    assert "Traceback" not in proc.log
+
+
 async def test_a_message_during_shutdown_is_kept_for_the_next_start(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:

@@ -200,9 +200,11 @@ class RedisChannels:
         for _, renewal in self._leases.values():
             renewal.cancel()
         tasks = list(self._tasks) + [t for _, t in self._leases.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while tasks:  # a fill or a route may start while the others end
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            tasks = list(self._tasks)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -507,6 +509,8 @@ class RedisChannels:
         cancelled with one of them; when it fails, each of them gets its error and
         the next one to come routes again."""
         while not local.ready.is_set():
+            if self._closing:  # nothing would read the inbox, nor own the route
+                raise Unavailable("the server is shutting down")
             if self._local.get(session_id) is not local:
                 return  # everyone left: nothing to route
             if self._inbox is None:  # once there is an inbox, route it (or share the route)

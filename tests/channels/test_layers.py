@@ -702,6 +702,20 @@ async def test_joins_waiting_on_a_failed_route_fail_at_once_and_the_next_routes_
     assert await sub.until_events(1) == parsed([event])
 
 
+async def test_a_join_while_the_layer_closes_fails_at_once_and_leaves_no_task(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """A socket that joins as the process shuts down gets Unavailable at once, not
+    the join's 10 s timeout, and no routing task outlives the layer."""
+    layer = redis_layers.build()
+    async with running(layer):
+        pass
+    with pytest.raises(Unavailable, match="shutting down"):
+        async with asyncio.timeout(WAIT):
+            await layer.join(seqs.session(), Recorder(), None)
+    assert not layer._tasks
+
+
 async def test_the_subscriber_survives_a_session_it_cannot_route_again(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:

@@ -312,3 +312,24 @@ async def test_serve_does_not_log_session_tokens(served: Served) -> None:
     await served.terminate()
     assert created["session_id"] in served.log, "the websocket request was not logged at all"
     assert created["owner_token"] not in served.log, served.log
+
+
+def test_common_names_are_also_read_with_the_prefix_and_win_over_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``RA_DATABASE_URL`` and the other three work as documented; the common name wins."""
+    from realtime_agent.config import load_settings
+
+    for name in ("DATABASE_URL", "REDIS_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("RA_" + name, "prefixed")
+    monkeypatch.setenv("RA_DATABASE_URL", "sqlite:///prefixed.db")
+    prefixed = load_settings()
+    assert prefixed.database_url == "sqlite:///prefixed.db"
+    assert prefixed.redis_url == "prefixed"
+    assert prefixed.anthropic_base_url == "prefixed"
+    assert prefixed.anthropic_api_key is not None
+    assert prefixed.anthropic_api_key.get_secret_value() == "prefixed"
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///common.db")
+    assert load_settings().database_url == "sqlite:///common.db"

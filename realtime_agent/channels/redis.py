@@ -27,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from ..errors import Unavailable, translate
@@ -127,6 +127,18 @@ class RedisChannels:
         probe_seconds: float,
     ) -> None:
         self._redis = redis
+        # The subscriber, the probe and the alive key have a pool of their own, with
+        # the same connection settings: a burst that takes every connection of the
+        # main pool (reroutes, emits, locks) must not make this process look dead to
+        # itself (no probe heard: reset, every socket closed) or to others.
+        main = redis.connection_pool
+        self._beat = Redis.from_pool(
+            BlockingConnectionPool(
+                connection_class=main.connection_class,
+                max_connections=3,  # one each; a reconnect may overlap the probe
+                **main.connection_kwargs,
+            )
+        )
         self._reserve = reserve
         self._p = prefix
         # Prefixes of the keys and channels named after a process or an inbox.
@@ -205,6 +217,7 @@ class RedisChannels:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             tasks = list(self._tasks)
+        await self._beat.aclose()
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -218,7 +231,7 @@ class RedisChannels:
         """Keep ONE pub/sub connection on a live inbox; never die, never go deaf silently."""
         first = True
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = self._beat.pubsub()
             self._inboxes += 1
             inbox = f"{self._id}.{self._inboxes}"  # a fresh inbox: no route to it is stale
             rerouting: asyncio.Task[None] | None = None
@@ -341,7 +354,7 @@ class RedisChannels:
         channel = self._key("probe", self._id)
         while True:
             try:
-                await self._redis.publish(channel, repr(time.monotonic()))
+                await self._beat.publish(channel, repr(time.monotonic()))
                 # Only an inbox routed before this check: its key was set before it.
                 inbox = self._inbox
                 if not await self._stay_alive() and inbox is not None:
@@ -363,7 +376,7 @@ class RedisChannels:
         one serves, this process is not ready (``problem``): a rolling deployment
         stops instead of serving sessions split in two (``docs/operations.md``).
         """
-        async with self._redis.pipeline(transaction=True) as both:  # one moment for both
+        async with self._beat.pipeline(transaction=True) as both:  # one moment for both
             both.pubsub_channels(_glob(self._probes_at) + "*")
             both.pubsub_channels(_glob(self._inboxes_at) + "*")
             probes, inboxes = await both.execute()
@@ -398,7 +411,7 @@ class RedisChannels:
         eviction) learns it here, and resets too.
         """
         key = self._key("alive", self._id)
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._beat.pipeline(transaction=False) as pipe:
             pipe.exists(key)
             pipe.set(key, 1, ex=max(1, int(self._probe_every * 5)))
             there, _ = await pipe.execute()

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from realtime_agent.channels.base import ChannelLayer, Event
 from realtime_agent.channels.memory import MemoryChannels
@@ -197,15 +197,25 @@ class RedisLayers(Layers):
         self.prefix = unique_prefix()
         self.names: dict[RedisChannels, str] = {}
 
-    def build(self, *, named: bool = False, **overrides: Any) -> RedisChannels:
+    def build(
+        self, *, named: bool = False, pool_size: int | None = None, **overrides: Any
+    ) -> RedisChannels:
         """A layer with its own client (and pool), like a separate process.
 
         A ``named`` layer's connections carry a client name, so that
         :meth:`kill_subscriber` can find them (naming adds a round trip per
-        connection, so other layers connect as the app does).
+        connection, so other layers connect as the app does). With ``pool_size``
+        its client's pool is a blocking one of that size, as the app's is.
         """
         name = f"{self.prefix}{secrets.token_hex(3)}" if named else None
-        client = Redis.from_url(REDIS_URL, client_name=name)
+        if pool_size is None:
+            client = Redis.from_url(REDIS_URL, client_name=name)
+        else:
+            client = Redis.from_pool(
+                BlockingConnectionPool.from_url(
+                    REDIS_URL, client_name=name, max_connections=pool_size
+                )
+            )
         self._stack.push_async_callback(client.aclose)
         options: dict[str, Any] = {
             **{k: v for k, v in HISTORY.items() if k != "max_bytes"},  # in-process only
@@ -219,8 +229,10 @@ class RedisLayers(Layers):
             self.names[layer] = name
         return layer
 
-    async def __call__(self, *, named: bool = False, **overrides: Any) -> RedisChannels:
-        layer = self.build(named=named, **overrides)
+    async def __call__(
+        self, *, named: bool = False, pool_size: int | None = None, **overrides: Any
+    ) -> RedisChannels:
+        layer = self.build(named=named, pool_size=pool_size, **overrides)
         await self._enter(layer)
         return layer
 

@@ -30,6 +30,7 @@ from tests.channels.conftest import (
     Signals,
     running,
 )
+from tests.helpers import poll
 
 
 def delta(n: int) -> dict[str, Any]:
@@ -714,6 +715,46 @@ async def test_a_join_while_the_layer_closes_fails_at_once_and_leaves_no_task(
         async with asyncio.timeout(WAIT):
             await layer.join(seqs.session(), Recorder(), None)
     assert not layer._tasks
+
+
+async def test_a_drained_connection_pool_does_not_make_the_process_deaf(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """Every connection of the layer's pool is taken (here by blocking reads; in
+    production a burst of reroutes or emits): the subscriber, its probe and the alive
+    key have connections of their own, so probes are still heard, nothing resets and
+    the session's socket stays open."""
+    layer = await redis_layers(pool_size=4)
+    session_id, sub = seqs.session(), Recorder()
+    await layer.join(session_id, sub, None)
+    inbox = layer._inbox
+    key = redis_layers.key("drain", session_id)
+    blocked = [asyncio.create_task(layer._redis.blpop([key], 0)) for _ in range(4)]
+    try:
+
+        async def all_blocked() -> bool:
+            clients = await redis_layers.raw.client_list()
+            return sum(c.get("cmd") == "blpop" for c in clients) >= 4
+
+        await poll(all_blocked, every=0.05, limit=WAIT)
+        for _ in range(4):  # past the 3 silent probe intervals that would mean deaf
+            heard = layer._probe_seen
+
+            async def probed(heard: float = heard) -> bool:
+                return layer._probe_seen > heard
+
+            await poll(probed, every=0.05, limit=WAIT)
+        assert layer._inbox == inbox
+        assert sub.closes == []
+        await redis_layers.raw.rpush(key, *range(4))
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*blocked)
+    finally:
+        for task in blocked:
+            task.cancel()
+    event = await layer.emit(session_id, delta(1))
+    assert await sub.until_events(1) == parsed([event])
+    assert layer.problem is None
 
 
 async def test_the_subscriber_survives_a_session_it_cannot_route_again(

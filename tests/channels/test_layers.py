@@ -729,7 +729,11 @@ async def test_a_drained_connection_pool_does_not_make_the_process_deaf(
     await layer.join(session_id, sub, None)
     inbox = layer._inbox
     key = redis_layers.key("drain", session_id)
-    blocked = [asyncio.create_task(layer._redis.blpop([key], 0)) for _ in range(4)]
+
+    async def take_a_connection() -> None:
+        await layer._redis.blpop([key], 0)  # holds its connection until a push
+
+    blocked = [asyncio.create_task(take_a_connection()) for _ in range(4)]
     try:
 
         async def all_blocked() -> bool:

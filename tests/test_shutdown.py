@@ -34,6 +34,24 @@ async def sigterm_mid_stream(api: Api, proc: ServerProcess) -> WSClient:
     return owner
 
 
+async def until_draining(api: Api) -> None:
+    """Wait until ``/readyz`` says the server is shutting down."""
+
+    async def draining() -> bool:
+        ready = await api.http.get("/readyz")
+        return ready.status_code == 503 and ready.json()["status"] == "shutting down"
+
+    await poll(draining)
+
+
+async def interrupted_keeping_partial_text(owner: WSClient) -> None:
+    """The run ends ``interrupted`` with its partial text stored, then the 1001 close."""
+    assert (await owner.until_idle())["status"] == "interrupted"
+    kept = [e["message"]["content"] for e in owner.events() if e["type"] == "message"]
+    assert kept == ["go", "partial "]
+    assert await owner.closed() == 1001
+
+
 async def test_sigterm_lets_a_run_finish_within_the_grace_period(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
@@ -43,12 +61,7 @@ async def test_sigterm_lets_a_run_finish_within_the_grace_period(
     await proc.start()
     async with Api(proc.base_url) as api:
         owner = await sigterm_mid_stream(api, proc)
-
-        async def draining() -> bool:
-            ready = await api.http.get("/readyz")
-            return ready.status_code == 503 and ready.json()["status"] == "shutting down"
-
-        await poll(draining)
+        await until_draining(api)
         standin.release()
         assert (await owner.until_idle())["status"] == "completed"
         assert await owner.closed() == 1001
@@ -64,10 +77,7 @@ async def test_sigterm_interrupts_a_run_past_the_grace_period(
     await proc.start()
     async with Api(proc.base_url) as api:
         owner = await sigterm_mid_stream(api, proc)
-        assert (await owner.until_idle())["status"] == "interrupted"
-        kept = [e["message"]["content"] for e in owner.events() if e["type"] == "message"]
-        assert kept == ["go", "partial "]
-        assert await owner.closed() == 1001
+        await interrupted_keeping_partial_text(owner)
     standin.release()
     assert await proc.stop() == 0
 
@@ -82,17 +92,10 @@ async def test_a_second_sigterm_interrupts_runs_now_and_still_shuts_down_gracefu
     await proc.start()
     async with Api(proc.base_url) as api:
         owner = await sigterm_mid_stream(api, proc)
-
-        async def draining() -> bool:
-            return (await api.http.get("/readyz")).status_code == 503
-
-        await poll(draining)
+        await until_draining(api)
         assert proc.proc is not None
         proc.proc.send_signal(signal.SIGTERM)
-        assert (await owner.until_idle())["status"] == "interrupted"
-        kept = [e["message"]["content"] for e in owner.events() if e["type"] == "message"]
-        assert kept == ["go", "partial "]
-        assert await owner.closed() == 1001
+        await interrupted_keeping_partial_text(owner)
     standin.release()
     assert await proc.exited() == 0  # no third signal: that one would stop it at once
     assert "the runs still going are interrupted now" in proc.log
@@ -113,11 +116,7 @@ async def test_a_message_during_shutdown_is_kept_for_the_next_start(
         await owner.until_type("delta")
         assert proc.proc is not None
         proc.proc.send_signal(signal.SIGTERM)
-
-        async def draining() -> bool:
-            return (await api.http.get("/readyz")).status_code == 503
-
-        await poll(draining)
+        await until_draining(api)
         await owner.message("two", "c-2")
         echo = await owner.until(
             lambda f: f["type"] == "message" and f["message"]["content"] == "two"

@@ -274,9 +274,11 @@ async def test_request_carries_model_system_and_tools(
 RAW_EVENT: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
 
 
-def _raw(events: list[dict[str, Any]]) -> list[RawMessageStreamEvent]:
-    """Raw SDK events from their wire form."""
-    return [RAW_EVENT.validate_python(e) for e in events]
+def _wire(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events as the mapper gets them, each checked against the SDK's event types."""
+    for event in events:
+        RAW_EVENT.validate_python(event)
+    return events
 
 
 def _start(index: int, block: dict[str, Any]) -> dict[str, Any]:
@@ -331,7 +333,7 @@ def _message_end(stop_reason: str) -> list[dict[str, Any]]:
 
 def _mapped(events: list[dict[str, Any]]) -> list[LLMEvent]:
     mapper = EventMapper()
-    return [e for e in map(mapper.feed, _raw(events)) if e is not None]
+    return [e for e in map(mapper.feed, _wire(events)) if e is not None]
 
 
 def test_text_deltas_map_one_to_one_and_the_stop_reason_comes_last() -> None:
@@ -381,6 +383,22 @@ def test_a_tool_input_that_is_not_a_json_object_is_an_llm_error(
     events = [_start(0, _tool("t1", "f")), *(_delta(0, _json(p)) for p in pieces), _stop(0)]
     with pytest.raises(LLMError, match=error):
         _mapped(events)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "content_block_delta", "index": 0},
+        {"type": "content_block_delta", "index": 0, "delta": "text"},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use"}},
+        {"delta": {"type": "text_delta", "text": "no type"}},
+    ],
+)
+def test_an_event_missing_a_field_of_its_type_is_an_llm_error(event: dict[str, Any]) -> None:
+    """The events are read in their wire form, not checked by the SDK: one that lacks
+    what its type carries fails the call with a readable error, not a KeyError."""
+    with pytest.raises(LLMError, match="an event we cannot read"):
+        EventMapper().feed(event)
 
 
 # -- the stand-in itself ------------------------------------------------------

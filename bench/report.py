@@ -554,6 +554,7 @@ def build() -> str:
             table(
                 [
                     "transport",
+                    "events read as",
                     "chunks/s (0: at once)",
                     "events",
                     "**CPU µs/event**",
@@ -563,6 +564,7 @@ def build() -> str:
                 [
                     [
                         r["transport"],
+                        {"models": "SDK models"}.get(r.get("reader", ""), "wire form (ours)"),
                         f(r.get("rate", 0.0)),
                         f(r["events"]),
                         f(r["cpu_us_per_event"]),

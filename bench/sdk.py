@@ -1,6 +1,7 @@
 """The anthropic SDK's HTTP transports: CPU per streamed event and a short call.
 
     python -m bench.sdk [--events 20000] [--rate 0,2000] [--calls 200] [--transport aiohttp,httpx]
+                        [--reader provider,models]
 
 The provider the server uses (``AnthropicLLM`` over ``AsyncAnthropic``) reads
 one stream of ``--events`` text chunks from the bench's stand-in (its own
@@ -11,7 +12,10 @@ this process per event (``time.process_time``) is the cost of reading the
 model's stream, which every chunk pays before any fan-out. Then ``--calls``
 one-chunk calls one after another: the wall time of a whole call (request
 set-up, the stand-in's answer, parsing), p50/p99. The server's transport is
-``RA_ANTHROPIC_HTTP`` (``aiohttp`` by default). Rows go to
+``RA_ANTHROPIC_HTTP`` (``aiohttp`` by default). ``--reader models`` reads the
+same streams as SDK model objects (``messages.create(stream=True)`` iterated
+as is), which the provider did before it read events in their wire form: the
+difference is the price of building a model per event. Rows go to
 bench/results/sdk.json.
 """
 
@@ -35,10 +39,12 @@ from .common import (
 )
 from .streaming import merge_results
 
-KEY = ("scenario", "transport", "rate")
+KEY = ("scenario", "transport", "rate", "reader")
 
 
-async def measure(url: str, transport: str, events: int, rate: float, calls: int) -> dict[str, Any]:
+async def measure(
+    url: str, transport: str, reader: str, events: int, rate: float, calls: int
+) -> dict[str, Any]:
     import anthropic
 
     from realtime_agent.llm.anthropic import AnthropicLLM
@@ -54,8 +60,16 @@ async def measure(url: str, transport: str, events: int, rate: float, calls: int
         llm = AnthropicLLM(client, model="bench", max_tokens=100)
 
         async def call(content: str) -> int:
-            messages = [{"role": "user", "content": content}]
+            messages: list[Any] = [{"role": "user", "content": content}]
             n = 0
+            if reader == "models":
+                models = await client.messages.create(
+                    model="bench", max_tokens=100, messages=messages, stream=True
+                )
+                async with models:
+                    async for _ in models:
+                        n += 1
+                return n
             async with llm.stream(system="", messages=messages, tools=()) as stream:
                 async for _ in stream:
                     n += 1
@@ -76,6 +90,7 @@ async def measure(url: str, transport: str, events: int, rate: float, calls: int
     return {
         "scenario": "sdk",
         "transport": transport,
+        "reader": reader,
         "events": events,
         "rate": rate,
         "cpu_us_per_event": min(per_event),
@@ -91,8 +106,14 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     async with standin_model(Path(tempfile.mkdtemp(prefix="ra-bench-"))) as url:
         for rate in args.rate:
             for transport in args.transport:
-                log(f"sdk {transport}: {args.events} events at {rate:g}/s, {args.calls} calls")
-                rows.append(await measure(url, transport, args.events, rate, args.calls))
+                for reader in args.reader:
+                    log(
+                        f"sdk {transport}, {reader}: {args.events} events at {rate:g}/s,"
+                        f" {args.calls} calls"
+                    )
+                    rows.append(
+                        await measure(url, transport, reader, args.events, rate, args.calls)
+                    )
     return rows
 
 
@@ -104,6 +125,7 @@ def cli() -> None:
     )
     parser.add_argument("--calls", type=int, default=200)
     add_list_arg(parser, "--transport", ["aiohttp", "httpx"])
+    add_list_arg(parser, "--reader", ["provider", "models"])
     args = parser.parse_args()
     rows = collect(main, args)
     for row in rows:
@@ -113,6 +135,7 @@ def cli() -> None:
         rows,
         [
             ("transport", "transport"),
+            ("reader", "reader"),
             ("rate", "chunks/s"),
             ("cpu_us_per_event", "CPU µs/event"),
             ("call_p50_ms", "call p50 ms"),

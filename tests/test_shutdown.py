@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.helpers import Api, WSClient, poll
 from tests.processes import ServerProcess, clean_env
-from tests.standin_anthropic import AnthropicStandIn, Text
+from tests.standin_anthropic import AnthropicStandIn, Reply, Text
 
 
 def server(tmp_path: Path, standin: AnthropicStandIn, grace: float) -> ServerProcess:
@@ -21,6 +21,16 @@ def server(tmp_path: Path, standin: AnthropicStandIn, grace: float) -> ServerPro
         ),
         tmp_path,
     )
+
+
+async def started(
+    tmp_path: Path, standin: AnthropicStandIn, grace: float, *replies: Reply
+) -> ServerProcess:
+    """A running server whose model gives ``replies`` in turn."""
+    standin.push(*replies)
+    proc = server(tmp_path, standin, grace)
+    await proc.start()
+    return proc
 
 
 async def sigterm_mid_stream(api: Api, proc: ServerProcess) -> WSClient:
@@ -56,9 +66,7 @@ async def test_sigterm_lets_a_run_finish_within_the_grace_period(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
     """A run that ends within the grace period completes; new sockets are refused meanwhile."""
-    standin.push(Text(["almost ", "done"], hold_after=1))
-    proc = server(tmp_path, standin, grace=30)
-    await proc.start()
+    proc = await started(tmp_path, standin, 30, Text(["almost ", "done"], hold_after=1))
     async with Api(proc.base_url) as api:
         owner = await sigterm_mid_stream(api, proc)
         await until_draining(api)
@@ -72,9 +80,7 @@ async def test_sigterm_interrupts_a_run_past_the_grace_period(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
     """Past the grace period the run is interrupted (partial text kept) before the 1001 close."""
-    standin.push(Text(["partial ", "never"], hold_after=1))
-    proc = server(tmp_path, standin, grace=0.2)
-    await proc.start()
+    proc = await started(tmp_path, standin, 0.2, Text(["partial ", "never"], hold_after=1))
     async with Api(proc.base_url) as api:
         owner = await sigterm_mid_stream(api, proc)
         await interrupted_keeping_partial_text(owner)
@@ -87,9 +93,7 @@ async def test_a_second_sigterm_interrupts_runs_now_and_still_shuts_down_gracefu
 ) -> None:
     """A second signal ends the grace at once: the run is interrupted (clients see it,
     partial text kept), sockets close with 1001 and the process exits 0 cleanly."""
-    standin.push(Text(["partial ", "never"], hold_after=1))
-    proc = server(tmp_path, standin, grace=60)
-    await proc.start()
+    proc = await started(tmp_path, standin, 60, Text(["partial ", "never"], hold_after=1))
     async with Api(proc.base_url) as api:
         owner = await sigterm_mid_stream(api, proc)
         await until_draining(api)
@@ -106,9 +110,9 @@ async def test_a_message_during_shutdown_is_kept_for_the_next_start(
     tmp_path: Path, standin: AnthropicStandIn
 ) -> None:
     """A message sent while the server drains is acknowledged, stored, and runs after a restart."""
-    standin.push(Text(["first ", "reply"], hold_after=1), Text(["second reply"]))
-    proc = server(tmp_path, standin, grace=30)
-    await proc.start()
+    proc = await started(
+        tmp_path, standin, 30, Text(["first ", "reply"], hold_after=1), Text(["second reply"])
+    )
     async with Api(proc.base_url) as api:
         created = await api.create()
         owner = await api.join(created)

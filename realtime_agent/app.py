@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from .aio import wait_unless
 from .auth import TokenSigner
 from .channels.base import ChannelLayer
 from .channels.memory import MemoryChannels
@@ -97,16 +98,15 @@ async def graceful_shutdown(c: Components, hurry: asyncio.Event) -> None:
     """What SIGTERM does before uvicorn stops: refuse new sockets, let runs finish for
     ``RA_SHUTDOWN_GRACE_SECONDS`` or until ``hurry`` is set (a second signal),
     interrupt the rest (their clients see it), then close every socket with 1001 so
-    clients resume on another process."""
+    clients resume on another process (waiting up to 5 s for the close frames to go,
+    or until ``hurry``)."""
     c.sockets.draining = True
     log.info("shutting down: waiting up to %gs for runs", c.settings.shutdown_grace_seconds)
     await c.sessions.finish_runs(c.settings.shutdown_grace_seconds, hurry)
     await c.sessions.stop_runs()
     c.channels.close_local(CloseCode.GOING_AWAY, "server shutting down; resume with after")
-    try:
-        async with asyncio.timeout(5):  # the writers send their close frames
-            await c.sockets.none_open.wait()
-    except TimeoutError:
+    # The writers send their close frames.
+    if not await wait_unless(c.sockets.none_open.wait(), hurry, 5) and not hurry.is_set():
         log.warning("some sockets did not close in time")
 
 

@@ -47,9 +47,10 @@ def _serve(args: argparse.Namespace) -> int:
 @contextmanager
 def _stop_on_signals(server: uvicorn.Server, app: Starlette) -> Iterator[None]:
     """SIGINT/SIGTERM: the app's graceful shutdown (runs finish or are interrupted,
-    sockets close with 1001), then uvicorn stops. A second signal ends the grace:
-    runs are interrupted now, and the shutdown goes on. A third stops uvicorn at once
-    (sockets close with 1012, the lifespan's shutdown is skipped)."""
+    sockets close with 1001), then uvicorn stops. A second signal during the app's
+    steps ends their waiting (runs are interrupted now) and the shutdown goes on; one
+    after them, or a third, stops uvicorn at once (sockets still open close with 1012;
+    the app's cleanup is cut short, see docs/operations.md)."""
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
     hurry = asyncio.Event()
@@ -65,7 +66,7 @@ def _stop_on_signals(server: uvicorn.Server, app: Starlette) -> Iterator[None]:
     def on_signal(sig: int) -> None:
         if not tasks:
             tasks.add(loop.create_task(graceful(sig)))
-        elif not hurry.is_set():
+        elif not hurry.is_set() and not all(task.done() for task in tasks):
             hurry.set()
         else:
             server.handle_exit(sig, None)

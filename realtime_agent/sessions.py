@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from .aio import wait_unless
 from .approvals import Decision
 from .channels.base import ChannelLayer, Joined, Subscriber
 from .errors import Unavailable
@@ -96,16 +97,9 @@ class SessionService:
         running = [d.task for d in self._drains.values() if d.task is not None and d.run]
         if not running:
             return
-        ended = asyncio.ensure_future(asyncio.wait(running))  # cancelling it leaves them be
-        hurried = asyncio.ensure_future(hurry.wait())
-        try:
-            await asyncio.wait([ended, hurried], timeout=grace, return_when=asyncio.FIRST_COMPLETED)
-            if hurry.is_set() and not ended.done():
-                log.warning("a second signal: the runs still going are interrupted now")
-        finally:
-            for waiter in (ended, hurried):
-                waiter.cancel()
-            await asyncio.gather(ended, hurried, return_exceptions=True)
+        # Cancelling asyncio.wait leaves the runs be.
+        if not await wait_unless(asyncio.wait(running), hurry, grace) and hurry.is_set():
+            log.warning("a second signal: the runs still going are interrupted now")
 
     async def stop_runs(self) -> None:
         """Interrupt every run now (partial text kept) and wait for them to end."""

@@ -128,7 +128,7 @@ class RedisChannels:
     ) -> None:
         self._redis = redis
         # The subscriber, the probe and the alive key have a pool of their own, with
-        # the same connection settings: a burst that takes every connection of the
+        # the main pool's connection settings: a burst that takes every connection of the
         # main pool (reroutes, emits, locks) must not make this process look dead to
         # itself (no probe heard: reset, every socket closed) or to others.
         main = redis.connection_pool
@@ -212,12 +212,14 @@ class RedisChannels:
         for _, renewal in self._leases.values():
             renewal.cancel()
         tasks = list(self._tasks) + [t for _, t in self._leases.values()]
-        while tasks:  # a fill or a route may start while the others end
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            tasks = list(self._tasks)
-        await self._beat.aclose()
+        try:
+            while tasks:  # a fill or a route may start while the others end
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                tasks = list(self._tasks)
+        finally:
+            await self._beat.aclose()
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro)

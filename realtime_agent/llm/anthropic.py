@@ -81,7 +81,7 @@ class EventMapper:
             if (tool := self._tools.pop(event["index"], None)) is not None:
                 return _tool_use(*tool)
         elif kind == "message_delta":
-            self._stop_reason = event["delta"]["stop_reason"]
+            self._stop_reason = event["delta"].get("stop_reason")  # optional, as in the SDK
         elif kind == "message_stop":
             return Finished(self._stop_reason)
         return None

@@ -385,6 +385,12 @@ def test_a_tool_input_that_is_not_a_json_object_is_an_llm_error(
         _mapped(events)
 
 
+def test_a_message_delta_without_a_stop_reason_finishes_with_none() -> None:
+    """``stop_reason`` is optional in a ``message_delta`` (as the SDK's model has it)."""
+    events = [{"type": "message_delta", "delta": {}, "usage": {"output_tokens": 0}}]
+    assert _mapped([*events, {"type": "message_stop"}]) == [Finished(None)]
+
+
 @pytest.mark.parametrize(
     "event",
     [

@@ -15,7 +15,7 @@ from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
 
 from realtime_agent.app import _llm
-from realtime_agent.llm.anthropic import AnthropicLLM, EventMapper
+from realtime_agent.llm.anthropic import AnthropicLLM, EventMapper, _events
 from realtime_agent.llm.base import LLM, Finished, LLMError, LLMEvent, TextDelta, ToolSpec, ToolUse
 from tests.helpers import standin_settings
 from tests.standin_anthropic import (
@@ -405,6 +405,17 @@ def test_an_event_missing_a_field_of_its_type_is_an_llm_error(event: dict[str, A
     what its type carries fails the call with a readable error, not a KeyError."""
     with pytest.raises(LLMError, match="an event we cannot read"):
         EventMapper().feed(event)
+
+
+async def test_an_event_that_is_not_an_object_is_an_llm_error() -> None:
+    """``data: 42`` is valid JSON but no event: the call fails with a readable error."""
+
+    async def stream() -> AsyncIterator[object]:
+        yield 42
+
+    with pytest.raises(LLMError, match=r"an event we cannot read .*: 42"):
+        async for _ in _events(stream()):  # type: ignore[arg-type]
+            pass
 
 
 # -- the stand-in itself ------------------------------------------------------

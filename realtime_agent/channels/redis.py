@@ -70,9 +70,9 @@ def _glob(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-def _tail(channel: bytes | str, prefix: str) -> str:
-    name = channel.decode() if isinstance(channel, bytes) else channel
-    return name.removeprefix(prefix)
+def _tail(channel: bytes, prefix: str) -> str:
+    """A channel's name after ``prefix``."""
+    return channel.decode().removeprefix(prefix)
 
 
 def _retrieved(task: asyncio.Task[None]) -> None:
@@ -152,6 +152,8 @@ class RedisChannels:
         self._lease_ms = int(lease_seconds * 1000)
         self._probe_every = probe_seconds
         self._id = secrets.token_hex(6)
+        self._probe_channel = self._probes_at + self._id
+        self._alive_key = self._alive + self._id
         self._marks: dict[str, int] = {}
         self._local: dict[str, _Local] = {}
         self._leases: dict[str, tuple[str, asyncio.Task[None]]] = {}
@@ -238,8 +240,8 @@ class RedisChannels:
             inbox = f"{self._id}.{self._inboxes}"  # a fresh inbox: no route to it is stale
             rerouting: asyncio.Task[None] | None = None
             try:
-                channel = self._key("inbox", inbox)
-                await pubsub.subscribe(self._key("probe", self._id), channel)
+                channel = self._inboxes_at + inbox
+                await pubsub.subscribe(self._probe_channel, channel)
                 await self._confirmed(pubsub, channel.encode())
                 await self._stay_alive()  # routes to a process without one are dropped
                 self._inbox = inbox
@@ -269,7 +271,7 @@ class RedisChannels:
     async def _reroute(self, inbox: str, first: bool) -> None:
         """Route every session that has local sockets or a run to the new ``inbox``."""
         sessions = [(sid, local) for sid, local in self._local.items() if local.users]
-        slots = asyncio.Semaphore(_REROUTING)  # leave connections to the probe and the rest
+        slots = asyncio.Semaphore(_REROUTING)  # leave the pool's connections to emits and locks
 
         async def reroute(sid: str, local: _Local) -> None:
             async with slots:
@@ -324,7 +326,7 @@ class RedisChannels:
             pass
 
     async def _listen(self, pubsub: Any) -> None:
-        probe = self._key("probe", self._id).encode()
+        probe = self._probe_channel.encode()
         while True:
             reply = await self._read(pubsub, self._probe_every)
             silent = time.monotonic() - self._probe_seen
@@ -353,10 +355,9 @@ class RedisChannels:
             self._dispatch(sid, local, rest[head:].decode())
 
     async def _probe(self) -> None:
-        channel = self._key("probe", self._id)
         while True:
             try:
-                await self._beat.publish(channel, repr(time.monotonic()))
+                await self._beat.publish(self._probe_channel, repr(time.monotonic()))
                 # Only an inbox routed before this check: its key was set before it.
                 inbox = self._inbox
                 if not await self._stay_alive() and inbox is not None:
@@ -412,10 +413,9 @@ class RedisChannels:
         resets its subscriber when it wakes. One whose key vanished otherwise (an
         eviction) learns it here, and resets too.
         """
-        key = self._key("alive", self._id)
         async with self._beat.pipeline(transaction=False) as pipe:
-            pipe.exists(key)
-            pipe.set(key, 1, ex=max(1, int(self._probe_every * 5)))
+            pipe.exists(self._alive_key)
+            pipe.set(self._alive_key, 1, ex=max(1, int(self._probe_every * 5)))
             there, _ = await pipe.execute()
         return bool(there)
 
@@ -547,9 +547,7 @@ class RedisChannels:
         inbox = self._inbox
         if inbox is None:
             return  # no subscriber: the supervisor routes every session once there is one
-        keys = [self._key("route", session_id), self._key("seq", session_id)]
-        args: list[str | int] = [inbox, 1, self._id, self._alive]
-        last = int(await self._route_script(keys=keys, args=args))
+        last = await self._routes(session_id, inbox, 1)
         if last == _STALE:
             return  # a later inbox of this process is routed: this one is dead already
         try:
@@ -568,12 +566,14 @@ class RedisChannels:
         local.last_seq = last if local.last_seq is None else max(local.last_seq, last)
         local.ready.set()
 
+    async def _routes(self, session_id: str, inbox: str, delta: int) -> int:
+        """``route.lua``: count this process's interest in the session up or down."""
+        keys = [self._key("route", session_id), self._key("seq", session_id)]
+        return int(await self._route_script(keys=keys, args=[inbox, delta, self._id, self._alive]))
+
     async def _unroute(self, session_id: str, inbox: str) -> None:
         try:
-            await self._route_script(
-                keys=[self._key("route", session_id), self._key("seq", session_id)],
-                args=[inbox, -1, self._id, self._alive],
-            )
+            await self._routes(session_id, inbox, -1)
         except (RedisError, OSError):
             pass  # messages keep coming to an inbox that ignores them, until it is dropped
 
@@ -671,12 +671,7 @@ class RedisChannels:
         local = await self._attach(session_id)
         local.subs.add(sub)
         try:
-            viewers = int(
-                await self._presence(
-                    keys=[self._key("presence", session_id), self._key("route", session_id)],
-                    args=[self._id, 1, *self._presence_args(session_id)],
-                )
-            )
+            viewers = await self._count(session_id, 1)
             last, replay = await self._since(session_id, after)
             if last < 0:  # a new session, or Redis lost its data: seed the counter
                 await self._seed_counter(session_id)
@@ -686,8 +681,19 @@ class RedisChannels:
             raise
         return Joined(last, replay, viewers)
 
-    def _presence_args(self, session_id: str) -> list[Any]:
-        return [self._history_ttl, self._alive, self._inboxes_at, self._addressed(session_id)]
+    async def _count(self, session_id: str, delta: int) -> int:
+        """``presence.lua``: count a socket joining (1) or leaving (-1) on this process
+        and tell every routed process the total; returns it."""
+        keys = [self._key("presence", session_id), self._key("route", session_id)]
+        args: list[str | int] = [
+            self._id,
+            delta,
+            self._history_ttl,
+            self._alive,
+            self._inboxes_at,
+            self._addressed(session_id),
+        ]
+        return int(await self._presence(keys=keys, args=args))
 
     async def _seed_counter(self, session_id: str) -> int:
         """Create a missing counter at the durable mark without emitting an event;
@@ -705,10 +711,7 @@ class RedisChannels:
             return
         local.subs.discard(sub)
         try:
-            await self._presence(
-                keys=[self._key("presence", session_id), self._key("route", session_id)],
-                args=[self._id, -1, *self._presence_args(session_id)],
-            )
+            await self._count(session_id, -1)
         finally:
             await self._detach(session_id, local)
 

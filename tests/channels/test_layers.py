@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -512,6 +513,15 @@ async def test_events_reach_subscribers_on_other_processes(
     assert parsed(joined.replay) == parsed(events[2:])
 
 
+async def _until(done: Callable[[], bool]) -> None:
+    """Wait for a state the layer reaches on its probe's schedule (no event tells it)."""
+
+    async def check() -> bool:
+        return done()
+
+    await poll(check, every=0.02, limit=WAIT)
+
+
 async def _published(redis_layers: RedisLayers, act: Any) -> list[tuple[str, str]]:
     """Every message published to any inbox of the test's processes while ``act()``
     runs: (channel, text). Redis delivers one subscriber's messages in publish
@@ -671,15 +681,12 @@ async def test_a_process_of_an_earlier_release_makes_the_layer_unready(
     older = redis_layers.raw.pubsub()
     await older.subscribe(redis_layers.key("probe", "0123456789ab"), redis_layers.key("ch", "s"))
     try:
-        async with asyncio.timeout(WAIT):
-            while layer.problem is None:  # the next probe's census  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
+        await _until(lambda: layer.problem is not None)  # the next probe's census
+        assert layer.problem is not None
         assert "earlier release" in layer.problem and "0123456789ab" in layer.problem
     finally:
         await older.aclose()  # type: ignore[no-untyped-call]
-    async with asyncio.timeout(WAIT):
-        while layer.problem is not None:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+    await _until(lambda: layer.problem is None)
 
 
 async def test_joins_waiting_on_a_failed_route_fail_at_once_and_the_next_routes_again(
@@ -743,11 +750,7 @@ async def test_a_drained_connection_pool_does_not_make_the_process_deaf(
         await poll(all_blocked, every=0.05, limit=WAIT)
         for _ in range(4):  # past the 3 silent probe intervals that would mean deaf
             heard = layer._probe_seen
-
-            async def probed(heard: float = heard) -> bool:
-                return layer._probe_seen > heard
-
-            await poll(probed, every=0.05, limit=WAIT)
+            await _until(lambda: layer._probe_seen > heard)  # noqa: B023 (awaited at once)
         assert layer._inbox == inbox
         assert sub.closes == []
         await redis_layers.raw.rpush(key, *range(4))
@@ -780,9 +783,7 @@ async def test_the_subscriber_survives_a_session_it_cannot_route_again(
     await layer.join(kept, fresh, joined.last_seq)
     event = await layer.emit(kept, delta(1))
     assert await fresh.until_events(1) == parsed([event])
-    async with asyncio.timeout(WAIT):
-        while layer.problem is not None:  # the next probe comes back  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+    await _until(lambda: layer.problem is None)  # the next probe comes back
 
 
 async def _emitting_beside_another(

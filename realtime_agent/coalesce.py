@@ -4,9 +4,13 @@ A chunk that comes after a quiet spell of at least ``window`` seconds since
 the previous send ended goes out at once: light load is never delayed. Chunks
 that come sooner are merged and sent together ``window`` after the previous
 send ended: heavy load becomes fewer, larger deltas (the per-socket cost of an
-event, not of a byte, is what limits fan-out). While every send keeps merging
-several chunks (a sustained fast stream) the window doubles, up to
-``max_window``; a send of a single chunk brings it back to ``window``. And the
+event, not of a byte, is what limits fan-out). While the sends merge more than
+one chunk per ``window`` (a stream faster than the window: a thousand chunks a
+second) the window doubles, up to ``max_window``; a send that merged no more
+than that brings it back to ``window``. So two chunks that came close together
+in a stream of a hundred a second widen it once, and the next send brings it
+back: the window never grows into the stream's own pace and holds every later
+chunk back (each wide window would merge two chunks, and keep itself wide). And the
 window is never less than twice what the last send took (up to
 ``max_window``): a session whose fan-out is expensive (a thousand sockets)
 gets merged deltas before the loop falls behind, instead of after. Counting
@@ -115,7 +119,9 @@ class Coalescer:
             if not self._pending:
                 return
             text = "".join(self._pending)
-            window = self._window * 2 if len(self._pending) > 1 else self._base
+            # Faster than one chunk per base window: widen; otherwise back to the base.
+            fast = len(self._pending) * self._base > self._window
+            window = self._window * 2 if fast else self._base
             self._pending.clear()
             self._size = 0
             start = self._loop.time()

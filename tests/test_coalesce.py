@@ -96,9 +96,11 @@ async def test_a_failure_still_sends_what_was_merged() -> None:
     assert sent == ["one ", "two"]
 
 
-async def test_a_sustained_stream_widens_the_window_and_a_single_chunk_resets_it() -> None:
-    """Every send that merges doubles the window up to its maximum; a send of one
-    chunk brings it back, so a stream that slows down is not delayed."""
+async def test_a_fast_stream_widens_the_window_and_a_slower_one_brings_it_back() -> None:
+    """Sends that merge more than one chunk per base window double the window up to
+    its maximum; a send that merged no more than that brings it back. Two chunks in
+    a 0.2 s window are a stream slower than one per 0.05 s: the window must not stay
+    wide because it is wide (it would hold every later chunk of a light stream)."""
     sends: asyncio.Queue[str] = asyncio.Queue()
 
     async def send(text: str) -> None:
@@ -109,15 +111,15 @@ async def test_a_sustained_stream_widens_the_window_and_a_single_chunk_resets_it
         await deltas.add("a")  # a lone chunk: sent at once
         assert await sends.get() == "a"
         windows.append(deltas.window)
-        for _ in range(4):  # two chunks per window: every timed send merges
-            await deltas.add("b")
-            await deltas.add("c")
-            assert await sends.get() == "bc"
+        for burst in ("bcd", "efg", "hijkl", "mn"):  # each merged into one timed send
+            for chunk in burst:
+                await deltas.add(chunk)
+            assert await sends.get() == burst
             windows.append(deltas.window)
-        await deltas.add("d")  # one chunk in the window: sent alone by the timer
-        assert await sends.get() == "d"
+        await deltas.add("o")  # one chunk in the base window: sent alone by the timer
+        assert await sends.get() == "o"
         windows.append(deltas.window)
-    assert windows == [0.05, 0.1, 0.2, 0.2, 0.2, 0.05]
+    assert windows == [0.05, 0.1, 0.2, 0.2, 0.05, 0.05]
 
 
 async def test_a_slow_send_widens_the_window() -> None:

@@ -26,6 +26,16 @@ class Unavailable(RealtimeAgentError):
     """A backing service cannot be reached; nothing was changed by the failed call."""
 
 
+def describe(exc: BaseException) -> str:
+    """``exc`` for a log line or an error message: its class and its text.
+
+    Not ``repr``: redis-py's exceptions leave their text out of it
+    (``network:ConnectionError``), which is the part that says what failed.
+    """
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def translate(
     *causes: type[BaseException],
     service: str,
@@ -42,7 +52,7 @@ def translate(
             except causes as exc:
                 if not when(exc):
                     raise
-                raise Unavailable(f"{service} is unavailable: {exc!r}") from exc
+                raise Unavailable(f"{service} is unavailable: {describe(exc)}") from exc
 
         return wrapper
 

@@ -20,6 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.schemas import SchemaGenerator
 
 from ..auth import Claims, api_key_matches, bearer
+from ..errors import describe
 from ..models import AutonomyLevel, Session, rfc3339
 from ..protocol import ChatBody, CreateSessionBody, FrameError, PatchSessionBody, json_schema
 from .components import Components
@@ -302,7 +303,7 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         await c.sessions.store.ping()
     except Exception as exc:  # readiness reports any failure of the dependency
-        out["store"] = f"unavailable: {exc!r}"
+        out["store"] = f"unavailable: {describe(exc)}"
         out["status"] = "unavailable"
     if c.sockets.draining:
         out["status"] = "shutting down"

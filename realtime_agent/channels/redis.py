@@ -30,10 +30,11 @@ import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from ..errors import Unavailable, translate
+from ..errors import Unavailable, describe, translate
 from ..models import rfc3339, utcnow
 from ..protocol import CloseCode
 from .base import ControlHandler, Event, Joined, SeqReserver, Subscriber
+from .batch import ScriptBatch
 
 log = logging.getLogger(__name__)
 SEQ_BLOCK = 1000
@@ -174,7 +175,8 @@ class RedisChannels:
         self.problem: str | None = "starting"
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()  # while there is an inbox (``_inbox``)
-        self._emit = redis.register_script(_script("emit.lua"))
+        # Emits of many sessions in one turn of the loop share one round trip.
+        self._emit = ScriptBatch(redis, redis.register_script(_script("emit.lua")), self._spawn)
         self._broadcast = redis.register_script(_script("broadcast.lua"))
         self._route_script = redis.register_script(_script("route.lua"))
         self._presence = redis.register_script(_script("presence.lua"))
@@ -253,10 +255,14 @@ class RedisChannels:
                 await self._listen(pubsub)
             except (RedisError, OSError, _Deaf) as exc:
                 _reraise_cancel(exc)
-                self.problem = f"redis subscriber: {exc!r}"
-                log.warning("redis subscriber lost (%r); reconnecting in %.1fs", exc, self._backoff)
+                self.problem = f"redis subscriber: {describe(exc)}"
+                log.warning(
+                    "redis subscriber lost (%s); reconnecting in %.1fs",
+                    describe(exc),
+                    self._backoff,
+                )
             except Exception as exc:  # a bug here must not leave the process deaf for good
-                self.problem = f"redis subscriber: {exc!r}"
+                self.problem = f"redis subscriber: {describe(exc)}"
                 log.exception("redis subscriber failed; reconnecting in %.1fs", self._backoff)
             finally:
                 self._inbox = None
@@ -282,10 +288,10 @@ class RedisChannels:
         )
         for (sid, local), result in zip(sessions, results, strict=True):
             if isinstance(result, (RedisError, OSError)):
-                self._give_up = (inbox, f"routing {sid} failed: {result!r}")  # reconnect
+                self._give_up = (inbox, f"routing {sid} failed: {describe(result)}")  # reconnect
                 return
             if isinstance(result, Exception):  # e.g. the store, to seed a lost counter
-                log.error("could not route session %s to this process: %r", sid, result)
+                log.error("could not route session %s to this process: %s", sid, describe(result))
                 _close(local, CloseCode.GOING_AWAY, _INTERRUPTED)
         if inbox == self._inbox:
             self.problem = self._mixed
@@ -366,7 +372,7 @@ class RedisChannels:
                 await self._census()
             except (RedisError, OSError) as exc:
                 _reraise_cancel(exc)
-                self.problem = f"redis: {exc!r}"
+                self.problem = f"redis: {describe(exc)}"
             _reraise_cancel()
             await asyncio.sleep(self._probe_every)
 
@@ -625,7 +631,7 @@ class RedisChannels:
             ]
             before = _cancels()
             try:
-                seq = int(await self._emit(keys=keys, args=args))
+                seq = int(await self._emit(keys, args))
             except BaseException:
                 self._catch_up(session_id)  # it may be numbered, and sent to the others
                 raise
@@ -761,7 +767,7 @@ class RedisChannels:
                     line.release()
                     raise
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
-            raise Unavailable(f"Redis is unavailable: {exc!r}") from exc
+            raise Unavailable(f"Redis is unavailable: {describe(exc)}") from exc
         try:
             _reraise_cancel(before=before)  # taken while cancelled: give it back at once
             yield taken == 2
@@ -781,7 +787,7 @@ class RedisChannels:
         try:
             await self._unlock(keys=[key], args=[token])
         except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
-            log.warning("could not release the lock of %s: %r", session_id, exc)
+            log.warning("could not release the lock of %s: %s", session_id, describe(exc))
         finally:
             line.release()
 
@@ -810,7 +816,7 @@ class RedisChannels:
                 _reraise_cancel()
             except (RedisError, OSError) as exc:
                 _reraise_cancel(exc)
-                log.warning("could not renew the run lease of %s: %r", session_id, exc)
+                log.warning("could not renew the run lease of %s: %s", session_id, describe(exc))
                 continue
             if not kept:
                 log.error("run lease of %s was lost; stopping its runs here", session_id)

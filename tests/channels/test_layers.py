@@ -808,8 +808,8 @@ async def test_an_emit_interrupted_as_it_completes_reaches_this_processs_sockets
     a, session_id, on_a, on_b = await _emitting_beside_another(redis_layers, seqs)
     script = a._emit
 
-    async def cancelled_as_it_answers(**call: Any) -> Any:
-        seq = await script(**call)
+    async def cancelled_as_it_answers(*call: Any) -> Any:
+        seq = await script(*call)
         task = asyncio.current_task()
         assert task is not None
         task.cancel()
@@ -831,8 +831,8 @@ async def test_an_emit_whose_answer_is_lost_reaches_this_processs_sockets(
     a, session_id, on_a, on_b = await _emitting_beside_another(redis_layers, seqs)
     script = a._emit
 
-    async def answer_lost(**call: Any) -> Any:
-        await script(**call)
+    async def answer_lost(*call: Any) -> Any:
+        await script(*call)
         raise RedisConnectionError("connection lost before the answer")
 
     monkeypatch.setattr(a, "_emit", answer_lost)
@@ -840,6 +840,86 @@ async def test_an_emit_whose_answer_is_lost_reaches_this_processs_sockets(
         await a.emit(session_id, delta(1))
     (frame,) = await on_b.until_events(1)
     assert await on_a.until_events(1) == [frame]
+
+
+async def _sessions_followed_elsewhere(
+    redis_layers: RedisLayers, seqs: SeqBook, a: RedisChannels, count: int
+) -> dict[str, Recorder]:
+    """``count`` sessions, each with a socket on another process, each emitted to
+    once by ``a`` (one at a time); the other process's socket of each session."""
+    b = await redis_layers()
+    followers = {seqs.session(): Recorder() for _ in range(count)}
+    for session_id, follower in followers.items():
+        await b.join(session_id, follower, None)
+        await a.emit(session_id, delta(1))
+        await follower.until_events(1)
+    return followers
+
+
+async def test_emits_of_many_sessions_at_once_share_one_connection(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """Emits due in the same turn of the loop go to Redis as one pipeline: the burst
+    takes one connection, not one each, and every event is numbered and delivered
+    as if sent alone."""
+    a = await redis_layers(named=True)
+    followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 20)
+
+    async def emitting_connections() -> set[int]:
+        clients = await redis_layers.raw.client_list()
+        return {
+            c["id"]
+            for c in clients
+            if c.get("name") == redis_layers.names[a] and c.get("cmd") == "evalsha"
+        }
+
+    before = await emitting_connections()
+    events = await asyncio.gather(*(a.emit(s, delta(2)) for s in followers))
+    assert [e.seq for e in events] == [2] * len(followers)
+    assert len(await emitting_connections() - before) <= 1
+    for session_id, follower in followers.items():
+        frames = await follower.until_events(2)
+        assert [(f["session_id"], f["seq"], f["text"]) for f in frames] == [
+            (session_id, 1, "chunk 1"),
+            (session_id, 2, "chunk 2"),
+        ]
+
+
+async def test_a_call_failing_in_a_batch_fails_alone(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """One emit of a pipeline that Redis refuses (its history key holds a string)
+    raises Unavailable; the others of the same turn are numbered and delivered."""
+    a = await redis_layers()
+    followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 5)
+    broken = list(followers)[2]
+    await redis_layers.raw.set(redis_layers.key("hist", broken), "not a list")
+    outcomes = await asyncio.gather(
+        *(a.emit(s, delta(2)) for s in followers), return_exceptions=True
+    )
+    for session_id, outcome in zip(followers, outcomes, strict=True):
+        if session_id == broken:
+            assert isinstance(outcome, Unavailable)
+            assert "WRONGTYPE" in str(outcome)
+        else:
+            assert isinstance(outcome, Event) and outcome.seq == 2
+            assert [f["seq"] for f in await followers[session_id].until_events(2)] == [1, 2]
+
+
+async def test_a_batch_loads_the_script_again_after_redis_lost_it(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """After Redis lost its scripts (a restart, SCRIPT FLUSH) a pipeline of emits
+    loads the script again and every emit still goes out once."""
+    a = await redis_layers()
+    followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 5)
+    await redis_layers.raw.script_flush()
+    events = await asyncio.gather(*(a.emit(s, delta(2)) for s in followers))
+    assert [e.seq for e in events] == [2] * len(followers)
+    for follower in followers.values():
+        assert [f["seq"] for f in await follower.until_events(2)] == [1, 2]
+    for session_id in followers:
+        assert await redis_layers.raw.get(redis_layers.key("seq", session_id)) == b"2"
 
 
 async def test_a_bad_inbox_message_is_skipped_and_the_rest_still_served(

@@ -865,7 +865,7 @@ async def test_emits_of_many_sessions_at_once_share_one_connection(
     a = await redis_layers(named=True)
     followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 20)
 
-    async def emitting_connections() -> set[int]:
+    async def emitting_connections() -> set[str]:
         clients = await redis_layers.raw.client_list()
         return {
             c["id"]

@@ -1,18 +1,20 @@
 """Calls of one Lua script made in the same turn of the event loop, sent together.
 
 redis-py spends about 100 µs of CPU on a command sent alone (a connection taken
-from the pool, a write, a read, the connection given back) and about 25 µs on
-each command of a pipeline of 50 (``bench/README.md``). When many sessions
-stream at once, their emits are due in the same turn of the loop: sent as one
-pipeline they share that cost. A call alone in its turn is sent as it would
-be without the batch, one turn of the loop later.
+from the pool, a write, a read, the connection given back) and 25 to 40 µs on each
+command of a pipeline of 10 to 50 (``bench/README.md``, findings of 2026-11-25).
+When many sessions stream at once, their emits are due in the same turn of the
+loop: sent as one pipeline they share that cost. A call alone in its turn is
+sent as it would be without the batch, one turn of the loop later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -20,80 +22,118 @@ from redis.exceptions import NoScriptError
 
 from ..errors import Unavailable
 
-_Call = tuple[Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_CLOSED = "the server is shutting down"
 
 
-class ScriptBatch:
+@dataclass(slots=True)
+class _Call(Generic[T]):
+    keys: Sequence[Any]
+    args: Sequence[Any]
+    settle: Callable[[Any], T]
+    answer: asyncio.Future[T]
+
+
+class ScriptBatch(Generic[T]):
     """Run ``script`` for each caller; the calls of one loop turn share a pipeline.
 
+    Each call's reply goes through its ``settle`` as soon as it is read, in the
+    sending task, whether or not its caller still waits: what must happen once
+    Redis has run the script (an emit's delivery to this process's sockets) does
+    not wait for the caller's turn, and is not lost when the caller is cancelled.
     No command is sent twice: a pipeline that fails fails each of its calls, as a
-    lone command would. A caller that is cancelled before its turn ends is not sent.
+    lone command would. A call whose caller was cancelled before the batch left is
+    not sent.
     """
 
     def __init__(
         self,
         redis: Redis,
         script: AsyncScript,
-        spawn: Callable[[Coroutine[Any, Any, None]], object],
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
     ) -> None:
         """``spawn`` starts the task that sends a batch; its owner cancels it on exit."""
         self._redis = redis
         self._script = script
         self._spawn = spawn
-        self._due: list[_Call] = []
+        self._due: list[_Call[T]] = []
+        self._sender: asyncio.Task[None] | None = None  # will take ``_due``
+        self._closed = False
 
-    def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
-        """The script's answer, once the batch of this turn has been sent and read."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
-        self._due.append((keys, args, answer))
-        if len(self._due) == 1:
-            loop.call_soon(self._send)
+    def __call__(
+        self, keys: Sequence[Any], args: Sequence[Any], settle: Callable[[Any], T]
+    ) -> asyncio.Future[T]:
+        """What ``settle`` makes of the script's reply, once the batch has been read."""
+        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            answer.set_exception(Unavailable(_CLOSED))
+            return answer
+        if not self._due:  # the first call of this turn: its sender starts next turn
+            self._sender = self._spawn(self._run())
+            self._sender.add_done_callback(self._never_ran)
+        self._due.append(_Call(keys, args, settle, answer))
         return answer
 
-    def _send(self) -> None:
-        calls = [call for call in self._due if not call[2].cancelled()]
-        self._due = []
-        if calls:
-            self._spawn(self._run(calls))
+    def close(self) -> None:
+        """Fail every later call at once (the owner has exited; nobody would send it)."""
+        self._closed = True
 
-    async def _run(self, calls: list[_Call]) -> None:
+    def _never_ran(self, task: asyncio.Task[None]) -> None:
+        """A sender cancelled before its first step (the owner closing) fails its calls."""
+        if task is self._sender:
+            calls, self._due, self._sender = self._due, [], None
+            _fail(calls, Unavailable(_CLOSED))
+
+    async def _run(self) -> None:
+        calls, self._due, self._sender = self._due, [], None
+        calls = [call for call in calls if not call.answer.cancelled()]
+        if not calls:
+            return
         try:
             if len(calls) == 1:
-                keys, args, _ = calls[0]
-                answers: list[Any] = [await self._script(keys=keys, args=args)]
+                keys, args = calls[0].keys, calls[0].args
+                replies: list[Any] = [await self._script(keys=keys, args=args)]
             else:
-                answers = await self._pipeline(calls)
-        except asyncio.CancelledError:  # the layer is closing
-            _fail(calls, Unavailable("the server is shutting down"))
+                replies = await self._pipeline(calls)
+        except asyncio.CancelledError:  # the owner is closing
+            _fail(calls, Unavailable(_CLOSED))
             raise
         except Exception as exc:  # the connection failed: so did every call of it
             _fail(calls, exc)
             return
-        for (_, _, answer), value in zip(calls, answers, strict=True):
-            if answer.done():
-                continue
-            if isinstance(value, Exception):
-                answer.set_exception(value)
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, Exception):  # Redis refused this call alone
+                outcome: Any = reply
             else:
-                answer.set_result(value)
-
-    async def _pipeline(self, calls: list[_Call]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args, _ in calls:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            answers: list[Any] = await pipe.execute(raise_on_error=False)
-        for i, value in enumerate(answers):
-            if isinstance(value, NoScriptError):  # Redis restarted: the script loads again
-                keys, args, _ = calls[i]
                 try:
-                    answers[i] = await self._script(keys=keys, args=args)
+                    outcome = call.settle(reply)
+                except Exception as exc:  # a bug in settle: this call's, not the batch's
+                    log.exception("settling a reply of script %s failed", self._script.sha)
+                    outcome = exc
+            if call.answer.done():
+                continue
+            if isinstance(outcome, Exception):
+                call.answer.set_exception(outcome)
+            else:
+                call.answer.set_result(outcome)
+
+    async def _pipeline(self, calls: list[_Call[T]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.evalsha(self._script.sha, len(call.keys), *call.keys, *call.args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):  # Redis restarted: the script loads again
+                try:
+                    replies[i] = await self._script(keys=calls[i].keys, args=calls[i].args)
                 except Exception as exc:  # this call's outcome, not the batch's
-                    answers[i] = exc
-        return answers
+                    replies[i] = exc
+        return replies
 
 
-def _fail(calls: list[_Call], exc: BaseException) -> None:
-    for _, _, answer in calls:
-        if not answer.done():
-            answer.set_exception(exc)
+def _fail(calls: list[_Call[Any]], exc: BaseException) -> None:
+    for call in calls:
+        if not call.answer.done():
+            call.answer.set_exception(exc)

@@ -23,6 +23,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -176,7 +177,9 @@ class RedisChannels:
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()  # while there is an inbox (``_inbox``)
         # Emits of many sessions in one turn of the loop share one round trip.
-        self._emit = ScriptBatch(redis, redis.register_script(_script("emit.lua")), self._spawn)
+        self._emit: ScriptBatch[tuple[int, Event | None]] = ScriptBatch(
+            redis, redis.register_script(_script("emit.lua")), self._spawn
+        )
         self._broadcast = redis.register_script(_script("broadcast.lua"))
         self._route_script = redis.register_script(_script("route.lua"))
         self._presence = redis.register_script(_script("presence.lua"))
@@ -223,6 +226,7 @@ class RedisChannels:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 tasks = list(self._tasks)
         finally:
+            self._emit.close()  # no task would send a later one
             await self._beat.aclose()
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -629,28 +633,37 @@ class RedisChannels:
                 self._inbox or "",
                 self._addressed(session_id),
             ]
-            before = _cancels()
+            numbered = partial(self._numbered, session_id, body, frame["type"])
             try:
-                seq = int(await self._emit(keys, args))
+                seq, event = await self._emit(keys, args, numbered)
             except BaseException:
                 self._catch_up(session_id)  # it may be numbered, and sent to the others
                 raise
-            if seq > 0:
-                text = f'{body.decode()},"seq":{seq}}}'
-                event = Event(seq, frame["type"], text)
-                # No copy comes back to this process: its sockets get the event now,
-                # or once the earlier ones on their way from others are in; also when
-                # the call is interrupted, since the others got it.
-                if (local := self._local.get(session_id)) is not None:
-                    self._arrive(session_id, local, seq, text, event)
-            _reraise_cancel(before=before)  # an interrupt during the call must interrupt
-            if seq > 0:
+            if event is not None:
                 return event
             if seq == -2 and init != "":
                 raise RuntimeError("emit.lua refused an initial seq; this is a bug")
             init = await self._reserve_block(session_id)
             if seq == -2:  # Redis lost the counter: continue past every number reserved
                 log.warning("seq counter of %s was missing; continuing after %d", session_id, init)
+
+    def _numbered(
+        self, session_id: str, body: bytes, kind: str, reply: Any
+    ) -> tuple[int, Event | None]:
+        """emit.lua's reply: the seq, and the event unless the script refused it.
+
+        No copy comes back to this process: its sockets get the event as soon as the
+        reply is read, or once the earlier ones on their way from others are in; also
+        when the emitting task was interrupted meanwhile, since the others got it.
+        """
+        seq = int(reply)
+        if seq <= 0:
+            return seq, None
+        text = f'{body.decode()},"seq":{seq}}}'
+        event = Event(seq, kind, text)
+        if (local := self._local.get(session_id)) is not None:
+            self._arrive(session_id, local, seq, text, event)
+        return seq, event
 
     async def _since(self, session_id: str, after: int | None) -> tuple[int, list[Event] | None]:
         """The current last seq, and every event after ``after`` if all are still kept."""

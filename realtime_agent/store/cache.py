@@ -20,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ..errors import translate
+from ..errors import describe, translate
 from ..models import AutonomyLevel, Message, Session, SessionStatus
 from .base import Store
 
@@ -75,7 +75,11 @@ class CachedStore:
         try:
             raw: bytes | None = await self._redis.get(self._key(session_id))  # type: ignore[assignment]
         except (RedisError, OSError) as exc:
-            log.warning("session cache unavailable, reading %s from the store: %r", session_id, exc)
+            log.warning(
+                "session cache unavailable, reading %s from the store: %s",
+                session_id,
+                describe(exc),
+            )
             return await self.store.get_session(session_id)
         if raw == _TOMBSTONE:
             return None
@@ -86,7 +90,7 @@ class CachedStore:
             try:
                 await self._write(session)
             except (RedisError, OSError) as exc:  # the read itself succeeded
-                log.warning("could not restore %s to the cache: %r", session_id, exc)
+                log.warning("could not restore %s to the cache: %s", session_id, describe(exc))
         return session
 
     async def create_session(self, session: Session) -> None:

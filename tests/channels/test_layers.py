@@ -831,8 +831,8 @@ async def test_an_emit_whose_answer_is_lost_reaches_this_processs_sockets(
     a, session_id, on_a, on_b = await _emitting_beside_another(redis_layers, seqs)
     script = a._emit
 
-    async def answer_lost(*call: Any) -> Any:
-        await script(*call)
+    async def answer_lost(keys: Any, args: Any, settle: Any) -> Any:
+        await script(keys, args, lambda reply: reply)  # Redis ran it; the reply is lost
         raise RedisConnectionError("connection lost before the answer")
 
     monkeypatch.setattr(a, "_emit", answer_lost)
@@ -854,6 +854,19 @@ async def _sessions_followed_elsewhere(
         await a.emit(session_id, delta(1))
         await follower.until_events(1)
     return followers
+
+
+def _pipelines(monkeypatch: pytest.MonkeyPatch, layer: RedisChannels) -> list[int]:
+    """The size of every pipeline of emits ``layer`` sends from now on."""
+    sizes: list[int] = []
+    send = layer._emit._pipeline
+
+    async def recorded(calls: list[Any]) -> list[Any]:
+        sizes.append(len(calls))
+        return await send(calls)
+
+    monkeypatch.setattr(layer._emit, "_pipeline", recorded)
+    return sizes
 
 
 async def test_emits_of_many_sessions_at_once_share_one_connection(
@@ -886,7 +899,7 @@ async def test_emits_of_many_sessions_at_once_share_one_connection(
 
 
 async def test_a_call_failing_in_a_batch_fails_alone(
-    redis_layers: RedisLayers, seqs: SeqBook
+    redis_layers: RedisLayers, seqs: SeqBook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One emit of a pipeline that Redis refuses (its history key holds a string)
     raises Unavailable; the others of the same turn are numbered and delivered."""
@@ -894,9 +907,11 @@ async def test_a_call_failing_in_a_batch_fails_alone(
     followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 5)
     broken = list(followers)[2]
     await redis_layers.raw.set(redis_layers.key("hist", broken), "not a list")
+    pipelines = _pipelines(monkeypatch, a)
     outcomes = await asyncio.gather(
         *(a.emit(s, delta(2)) for s in followers), return_exceptions=True
     )
+    assert pipelines == [5]
     for session_id, outcome in zip(followers, outcomes, strict=True):
         if session_id == broken:
             assert isinstance(outcome, Unavailable)
@@ -907,19 +922,60 @@ async def test_a_call_failing_in_a_batch_fails_alone(
 
 
 async def test_a_batch_loads_the_script_again_after_redis_lost_it(
-    redis_layers: RedisLayers, seqs: SeqBook
+    redis_layers: RedisLayers, seqs: SeqBook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After Redis lost its scripts (a restart, SCRIPT FLUSH) a pipeline of emits
     loads the script again and every emit still goes out once."""
     a = await redis_layers()
     followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 5)
     await redis_layers.raw.script_flush()
+    pipelines = _pipelines(monkeypatch, a)
     events = await asyncio.gather(*(a.emit(s, delta(2)) for s in followers))
+    assert pipelines == [5]
     assert [e.seq for e in events] == [2] * len(followers)
     for follower in followers.values():
         assert [f["seq"] for f in await follower.until_events(2)] == [1, 2]
     for session_id in followers:
         assert await redis_layers.raw.get(redis_layers.key("seq", session_id)) == b"2"
+
+
+async def test_an_emit_cancelled_before_its_batch_left_is_not_sent(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """An emit whose task is cancelled while its call waits for the end of the loop
+    turn (an interrupt) is not sent: the next event of the session gets its seq."""
+    a = await redis_layers()
+    (session_id, follower), *_ = (
+        await _sessions_followed_elsewhere(redis_layers, seqs, a, 1)
+    ).items()
+    emitting = asyncio.create_task(a.emit(session_id, delta(2)))
+    await asyncio.sleep(0)  # one turn: its call is queued, the batch leaves the next
+    emitting.cancel()
+    await asyncio.wait([emitting])
+    assert emitting.cancelled()
+    assert (await a.emit(session_id, delta(3))).seq == 2
+    frames = await follower.until_events(2)
+    assert [(f["seq"], f["text"]) for f in frames] == [(1, "chunk 1"), (2, "chunk 3")]
+
+
+async def test_an_emit_due_as_the_layer_exits_fails_and_so_does_a_later_one(
+    redis_layers: RedisLayers, seqs: SeqBook
+) -> None:
+    """The batch an exiting layer cancels before it left fails its emits with
+    Unavailable instead of leaving them waiting; an emit after the exit fails at once."""
+    a = redis_layers.build()
+    await a.__aenter__()
+    session_id = seqs.session()
+    await a.emit(session_id, delta(1))
+    emitting = asyncio.create_task(a.emit(session_id, delta(2)))
+    await asyncio.sleep(0)  # one turn: its call is queued, the batch leaves the next
+    await a.__aexit__(None, None, None)
+    with pytest.raises(Unavailable, match="shutting down"):
+        async with asyncio.timeout(WAIT):
+            await emitting
+    with pytest.raises(Unavailable, match="shutting down"):
+        await a.emit(session_id, delta(3))
+    assert await redis_layers.raw.get(redis_layers.key("seq", session_id)) == b"1"
 
 
 async def test_a_bad_inbox_message_is_skipped_and_the_rest_still_served(

@@ -20,6 +20,7 @@ $py -m bench.seed
 $py -m bench.sockets
 $py -m bench.transcript
 $py -m bench.sdk
+$py -m bench.emit
 $py -m bench.profile --scenario fanout --viewers 100 --rate 1000 --mode embedded
 $py -m bench.profile --scenario fanout --viewers 100 --rate 100 --mode distributed --proc 0
 $py -m bench.profile --scenario fanout --viewers 100 --rate 100 --mode distributed --proc 1

@@ -33,19 +33,27 @@ class _Call(Generic[T]):
     keys: Sequence[Any]
     args: Sequence[Any]
     settle: Callable[[Any], T]
-    answer: asyncio.Future[T]
+    answer: asyncio.Future[Any]  # _ALONE, or what settle made of the reply
+
+
+class _Alone:
+    """The answer that tells a caller its call is alone in its turn: send it yourself."""
+
+
+_ALONE = _Alone()
 
 
 class ScriptBatch(Generic[T]):
     """Run ``script`` for each caller; the calls of one loop turn share a pipeline.
 
-    Each call's reply goes through its ``settle`` as soon as it is read, in the
-    sending task, whether or not its caller still waits: what must happen once
+    A call alone in its turn is sent by its caller, as without the batch (a task
+    would cost more than it saves). When several are due, a task sends them as
+    one pipeline and puts each reply through its ``settle`` as soon as the
+    pipeline is read, whether or not its caller still waits: what must happen once
     Redis has run the script (an emit's delivery to this process's sockets) does
-    not wait for the caller's turn, and is not lost when the caller is cancelled.
-    No command is sent twice: a pipeline that fails fails each of its calls, as a
-    lone command would. A call whose caller was cancelled before the batch left is
-    not sent.
+    not wait for the caller's turn. No command is sent twice: a pipeline that
+    fails fails each of its calls, as a lone command would. A call whose caller
+    was cancelled before its turn ended is not sent.
     """
 
     def __init__(
@@ -58,48 +66,46 @@ class ScriptBatch(Generic[T]):
         self._redis = redis
         self._script = script
         self._spawn = spawn
-        self._due: list[_Call[T]] = []
-        self._sender: asyncio.Task[None] | None = None  # will take ``_due``
+        self._due: list[_Call[Any]] = []
         self._closed = False
 
-    def __call__(
+    async def __call__(
         self, keys: Sequence[Any], args: Sequence[Any], settle: Callable[[Any], T]
-    ) -> asyncio.Future[T]:
-        """What ``settle`` makes of the script's reply, once the batch has been read."""
-        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    ) -> T:
+        """What ``settle`` makes of the script's reply."""
         if self._closed:
-            answer.set_exception(Unavailable(_CLOSED))
-            return answer
-        if not self._due:  # the first call of this turn: its sender starts next turn
-            self._sender = self._spawn(self._run())
-            self._sender.add_done_callback(self._never_ran)
+            raise Unavailable(_CLOSED)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        if not self._due:  # the first call of this turn: the others join it
+            loop.call_soon(self._send)
         self._due.append(_Call(keys, args, settle, answer))
-        return answer
+        outcome = await answer
+        if outcome is _ALONE:
+            return settle(await self._script(keys=keys, args=args))
+        result: T = outcome
+        return result
 
     def close(self) -> None:
         """Fail every later call at once (the owner has exited; nobody would send it)."""
         self._closed = True
 
-    def _never_ran(self, task: asyncio.Task[None]) -> None:
-        """A sender cancelled before its first step (the owner closing) fails its calls."""
-        if task is self._sender:
-            calls, self._due, self._sender = self._due, [], None
+    def _send(self) -> None:
+        calls = [call for call in self._due if not call.answer.cancelled()]
+        self._due = []
+        if self._closed:
             _fail(calls, Unavailable(_CLOSED))
+        elif len(calls) == 1:
+            calls[0].answer.set_result(_ALONE)
+        elif calls:
+            # Cancelled before its first step (the owner closing), the task would
+            # leave its calls waiting: they fail once it is done, whatever its end.
+            sender = self._spawn(self._run(calls))
+            sender.add_done_callback(lambda _: _fail(calls, Unavailable(_CLOSED)))
 
-    async def _run(self) -> None:
-        calls, self._due, self._sender = self._due, [], None
-        calls = [call for call in calls if not call.answer.cancelled()]
-        if not calls:
-            return
+    async def _run(self, calls: list[_Call[Any]]) -> None:
         try:
-            if len(calls) == 1:
-                keys, args = calls[0].keys, calls[0].args
-                replies: list[Any] = [await self._script(keys=keys, args=args)]
-            else:
-                replies = await self._pipeline(calls)
-        except asyncio.CancelledError:  # the owner is closing
-            _fail(calls, Unavailable(_CLOSED))
-            raise
+            replies = await self._pipeline(calls)
         except Exception as exc:  # the connection failed: so did every call of it
             _fail(calls, exc)
             return
@@ -119,7 +125,7 @@ class ScriptBatch(Generic[T]):
             else:
                 call.answer.set_result(outcome)
 
-    async def _pipeline(self, calls: list[_Call[T]]) -> list[Any]:
+    async def _pipeline(self, calls: list[_Call[Any]]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for call in calls:
                 pipe.evalsha(self._script.sha, len(call.keys), *call.keys, *call.args)

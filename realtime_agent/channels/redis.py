@@ -634,11 +634,13 @@ class RedisChannels:
                 self._addressed(session_id),
             ]
             numbered = partial(self._numbered, session_id, body, frame["type"])
+            before = _cancels()
             try:
                 seq, event = await self._emit(keys, args, numbered)
             except BaseException:
                 self._catch_up(session_id)  # it may be numbered, and sent to the others
                 raise
+            _reraise_cancel(before=before)  # an interrupt during the call must interrupt
             if event is not None:
                 return event
             if seq == -2 and init != "":

@@ -958,24 +958,29 @@ async def test_an_emit_cancelled_before_its_batch_left_is_not_sent(
     assert [(f["seq"], f["text"]) for f in frames] == [(1, "chunk 1"), (2, "chunk 3")]
 
 
-async def test_an_emit_due_as_the_layer_exits_fails_and_so_does_a_later_one(
+async def test_emits_batched_as_the_layer_exits_fail_and_so_does_a_later_one(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:
-    """The batch an exiting layer cancels before it left fails its emits with
-    Unavailable instead of leaving them waiting; an emit after the exit fails at once."""
+    """A pipeline whose task the exiting layer cancels before it left fails its emits
+    with Unavailable instead of leaving them waiting; an emit after the exit fails
+    at once."""
     a = redis_layers.build()
     await a.__aenter__()
-    session_id = seqs.session()
-    await a.emit(session_id, delta(1))
-    emitting = asyncio.create_task(a.emit(session_id, delta(2)))
-    await asyncio.sleep(0)  # one turn: its call is queued, the batch leaves the next
+    one, two = seqs.session(), seqs.session()
+    await a.emit(one, delta(1))
+    await a.emit(two, delta(1))
+    emitting = [asyncio.create_task(a.emit(s, delta(2))) for s in (one, two)]
+    await asyncio.sleep(0)  # a turn: both calls are due
+    await asyncio.sleep(0)  # the next: their pipeline's task is made, not yet started
     await a.__aexit__(None, None, None)
+    for task in emitting:
+        with pytest.raises(Unavailable, match="shutting down"):
+            async with asyncio.timeout(WAIT):
+                await task
     with pytest.raises(Unavailable, match="shutting down"):
-        async with asyncio.timeout(WAIT):
-            await emitting
-    with pytest.raises(Unavailable, match="shutting down"):
-        await a.emit(session_id, delta(3))
-    assert await redis_layers.raw.get(redis_layers.key("seq", session_id)) == b"1"
+        await a.emit(one, delta(3))
+    for session_id in (one, two):
+        assert await redis_layers.raw.get(redis_layers.key("seq", session_id)) == b"1"
 
 
 async def test_a_bad_inbox_message_is_skipped_and_the_rest_still_served(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import secrets
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from .common import (
     REDIS_URL,
     clear_redis_prefix,
     collect,
+    emit_json,
     log,
     parse_list,
     percentiles,
@@ -100,6 +100,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     for sessions in args.sessions:
         log(f"emit: {args.emits} emits from {sessions} sessions at once")
         rows.append(await measure(args.emits, sessions))
+        emit_json(rows[-1])
     return rows
 
 
@@ -109,8 +110,6 @@ def cli() -> None:
     parser.add_argument("--sessions", type=parse_list, default=[1, 10, 50])
     args = parser.parse_args()
     rows = collect(main, args)
-    for row in rows:
-        print(json.dumps(row), flush=True)
     merge_results("emit", rows, KEY, {})
     print_table(
         rows,

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,6 +338,17 @@ class Http:
             self._writer = None
 
 
+async def standin_stats(url: str) -> dict[str, Any]:
+    """How late the stand-in at ``url`` wrote its paced chunks since the last call."""
+    parts = urllib.parse.urlsplit(url)
+    http = Http(parts.hostname or "127.0.0.1", parts.port or 80)
+    try:
+        _, stats = await http.request("GET", "/stats")
+    finally:
+        await http.close()
+    return stats if isinstance(stats, dict) else {}
+
+
 async def wait_http_ok(port: int, path: str, proc: subprocess.Popen[bytes], logfile: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -521,6 +533,7 @@ class Deployment:
     procs: list[Proc]
     secret: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    model_url: str = ""  # the stand-in model it reads
 
     @property
     def pids(self) -> list[int]:
@@ -604,7 +617,7 @@ async def deploy(
             raise ValueError(impl)
         for p in procs:  # one at a time: each migrates (PostgreSQL) before the next starts
             await p.start()
-        yield Deployment(impl, mode, procs, secret, {"prefix": prefix, "db": dbname})
+        yield Deployment(impl, mode, procs, secret, {"prefix": prefix, "db": dbname}, standin_url)
     finally:
         for p in procs:
             code = await p.stop()

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import re
 import time
+from array import array
 from typing import Any
 
 import orjson
@@ -95,6 +96,9 @@ class StandIn:
     def __init__(self) -> None:
         self.streams = 0
         self.chunks = 0
+        # How late each paced chunk was written, in µs after its scheduled time: a
+        # server that reads the stream slowly makes the stand-in wait on its socket.
+        self.late_us = array("q")
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -108,6 +112,15 @@ class StandIn:
                     if name.strip().lower() == "content-length":
                         length = int(value.strip())
                 raw = await reader.readexactly(length) if length else b""
+                if method == "GET" and path.startswith("/stats"):  # and start over
+                    body = orjson.dumps(self.stats())
+                    self.late_us = array("q")
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                        b"content-length: %d\r\n\r\n%b" % (len(body), body)
+                    )
+                    await writer.drain()
+                    continue
                 if method == "GET" and path.startswith("/healthz"):
                     body = b'{"status":"ok"}'
                     writer.write(
@@ -131,6 +144,18 @@ class StandIn:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def stats(self) -> dict[str, Any]:
+        """How late the paced chunks since the last call were written (ms)."""
+        late = sorted(self.late_us)
+        if not late:
+            return {"paced_chunks": 0}
+        return {
+            "paced_chunks": len(late),
+            "late_p50_ms": late[len(late) // 2] / 1000,
+            "late_p99_ms": late[min(len(late) - 1, int(len(late) * 0.99))] / 1000,
+            "late_max_ms": late[-1] / 1000,
+        }
 
     async def answer(self, body: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         chunks, rate, pad = params(body)
@@ -170,6 +195,7 @@ class StandIn:
                 delay = start + i * period - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                self.late_us.append(int((loop.time() - start - i * period) * 1e6))
             writer.write(_delta(b"%d%b|" % (time.time_ns(), dots)))
             self.chunks += 1
             if not period or i % 64 == 63:

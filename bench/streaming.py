@@ -24,6 +24,7 @@ from .common import (
     percentiles,
     proc_cpu_seconds,
     proc_cpu_split,
+    standin_stats,
     start_content,
     versions,
     wait_quiet,
@@ -95,7 +96,9 @@ async def measure_stream(
             machine_busy_seconds(),
             time.perf_counter(),
         )
+        await standin_stats(dep.model_url)  # counts from here
         res = await clients.go({"deadline": timeout})
+        late = await standin_stats(dep.model_url)
         cpu1, busy1, wall1 = (
             [(proc_cpu_seconds(pid), proc_cpu_split(pid)) for pid in dep.pids],
             machine_busy_seconds(),
@@ -135,6 +138,8 @@ async def measure_stream(
         "deltas": res["deltas"],
         "events_per_s": frames / span_s,
         "stream_s": span_s,
+        "standin_late_p99_ms": late.get("late_p99_ms"),
+        "standin_late_max_ms": late.get("late_max_ms"),
         "server_cpu_s": server_cpu,
         "server_sys_share": server_sys / server_cpu if server_cpu else None,
         "cpu_us_per_event": server_cpu * 1e6 / frames if frames else None,

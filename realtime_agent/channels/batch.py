@@ -1,11 +1,11 @@
-"""Calls of one Lua script made in the same turn of the event loop, sent together.
+"""Calls of one Lua script that come while earlier ones are in flight, sent together.
 
 redis-py spends about 100 µs of CPU on a command sent alone (a connection taken
 from the pool, a write, a read, the connection given back) and 25 to 40 µs on each
 command of a pipeline of 10 to 50 (``bench/README.md``, findings of 2026-11-25).
-When many sessions stream at once, their emits are due in the same turn of the
-loop: sent as one pipeline they share that cost. A call alone in its turn is
-sent as it would be without the batch, one turn of the loop later.
+When many sessions stream at once, the emits that come while earlier ones are
+in flight share one pipeline and that cost; under light load every emit is sent
+at once, as without the batch.
 """
 
 from __future__ import annotations
@@ -33,27 +33,22 @@ class _Call(Generic[T]):
     keys: Sequence[Any]
     args: Sequence[Any]
     settle: Callable[[Any], T]
-    answer: asyncio.Future[Any]  # _ALONE, or what settle made of the reply
-
-
-class _Alone:
-    """The answer that tells a caller its call is alone in its turn: send it yourself."""
-
-
-_ALONE = _Alone()
+    answer: asyncio.Future[T]
 
 
 class ScriptBatch(Generic[T]):
-    """Run ``script`` for each caller; the calls of one loop turn share a pipeline.
+    """Run ``script`` for each caller; calls that come while every lane is busy queue,
+    and go as one pipeline as soon as a lane is free (group commit).
 
-    A call alone in its turn is sent by its caller, as without the batch (a task
-    would cost more than it saves). When several are due, a task sends them as
-    one pipeline and puts each reply through its ``settle`` as soon as the
-    pipeline is read, whether or not its caller still waits: what must happen once
-    Redis has run the script (an emit's delivery to this process's sockets) does
-    not wait for the caller's turn. No command is sent twice: a pipeline that
-    fails fails each of its calls, as a lone command would. A call whose caller
-    was cancelled before its turn ended is not sent.
+    While fewer than ``lanes`` calls are in flight a call is sent at once by its
+    caller, as without the batch: light load waits for nothing. Under load the
+    calls that queue behind the busy lanes share one pipeline; its task puts each
+    reply through the call's ``settle`` as soon as the pipeline is read, whether
+    or not its caller still waits, so what must happen once Redis has run the
+    script (an emit's delivery to this process's sockets) does not wait for the
+    caller's turn. No command is sent twice: a pipeline that fails fails each of
+    its calls, as a lone command would. A queued call whose caller was cancelled
+    before its pipeline left is not sent.
     """
 
     def __init__(
@@ -61,11 +56,14 @@ class ScriptBatch(Generic[T]):
         redis: Redis,
         script: AsyncScript,
         spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        lanes: int = 4,
     ) -> None:
-        """``spawn`` starts the task that sends a batch; its owner cancels it on exit."""
+        """``spawn`` starts the task that sends a pipeline; its owner cancels it on exit."""
         self._redis = redis
         self._script = script
         self._spawn = spawn
+        self._lanes = lanes
+        self._busy = 0  # calls or pipelines in flight
         self._due: list[_Call[Any]] = []
         self._closed = False
 
@@ -75,33 +73,34 @@ class ScriptBatch(Generic[T]):
         """What ``settle`` makes of the script's reply."""
         if self._closed:
             raise Unavailable(_CLOSED)
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
-        if not self._due:  # the first call of this turn: the others join it
-            loop.call_soon(self._send)
+        if self._busy < self._lanes:
+            self._busy += 1
+            try:
+                return settle(await self._script(keys=keys, args=args))
+            finally:
+                self._free()
+        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._due.append(_Call(keys, args, settle, answer))
-        outcome = await answer
-        if outcome is _ALONE:
-            return settle(await self._script(keys=keys, args=args))
-        result: T = outcome
-        return result
+        return await answer
 
     def close(self) -> None:
         """Fail every later call at once (the owner has exited; nobody would send it)."""
         self._closed = True
 
-    def _send(self) -> None:
+    def _free(self, *_: object) -> None:
+        """A lane is free: what queued meanwhile leaves as one pipeline."""
+        self._busy -= 1
         calls = [call for call in self._due if not call.answer.cancelled()]
         self._due = []
         if self._closed:
             _fail(calls, Unavailable(_CLOSED))
-        elif len(calls) == 1:
-            calls[0].answer.set_result(_ALONE)
         elif calls:
+            self._busy += 1
+            sender = self._spawn(self._run(calls))
             # Cancelled before its first step (the owner closing), the task would
             # leave its calls waiting: they fail once it is done, whatever its end.
-            sender = self._spawn(self._run(calls))
             sender.add_done_callback(lambda _: _fail(calls, Unavailable(_CLOSED)))
+            sender.add_done_callback(self._free)
 
     async def _run(self, calls: list[_Call[Any]]) -> None:
         try:

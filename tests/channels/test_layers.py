@@ -870,13 +870,14 @@ def _pipelines(monkeypatch: pytest.MonkeyPatch, layer: RedisChannels) -> list[in
 
 
 async def test_emits_of_many_sessions_at_once_share_one_connection(
-    redis_layers: RedisLayers, seqs: SeqBook
+    redis_layers: RedisLayers, seqs: SeqBook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Emits due in the same turn of the loop go to Redis as one pipeline: the burst
-    takes one connection, not one each, and every event is numbered and delivered
-    as if sent alone."""
+    """Emits that come while the layer's lanes (4) are busy wait and go to Redis as
+    one pipeline: a burst of 20 takes the 4 lanes' connections and one more, not
+    one each, and every event is numbered and delivered as if sent alone."""
     a = await redis_layers(named=True)
     followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 20)
+    pipelines = _pipelines(monkeypatch, a)
 
     async def emitting_connections() -> set[str]:
         clients = await redis_layers.raw.client_list()
@@ -889,7 +890,8 @@ async def test_emits_of_many_sessions_at_once_share_one_connection(
     before = await emitting_connections()
     events = await asyncio.gather(*(a.emit(s, delta(2)) for s in followers))
     assert [e.seq for e in events] == [2] * len(followers)
-    assert len(await emitting_connections() - before) <= 1
+    assert pipelines == [16]
+    assert len(await emitting_connections() - before) <= 5
     for session_id, follower in followers.items():
         frames = await follower.until_events(2)
         assert [(f["session_id"], f["seq"], f["text"]) for f in frames] == [
@@ -904,14 +906,14 @@ async def test_a_call_failing_in_a_batch_fails_alone(
     """One emit of a pipeline that Redis refuses (its history key holds a string)
     raises Unavailable; the others of the same turn are numbered and delivered."""
     a = await redis_layers()
-    followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 5)
-    broken = list(followers)[2]
+    followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 8)
+    broken = list(followers)[6]  # queued behind the 4 lanes: in the pipeline
     await redis_layers.raw.set(redis_layers.key("hist", broken), "not a list")
     pipelines = _pipelines(monkeypatch, a)
     outcomes = await asyncio.gather(
         *(a.emit(s, delta(2)) for s in followers), return_exceptions=True
     )
-    assert pipelines == [5]
+    assert pipelines == [4]
     for session_id, outcome in zip(followers, outcomes, strict=True):
         if session_id == broken:
             assert isinstance(outcome, Unavailable)
@@ -921,17 +923,15 @@ async def test_a_call_failing_in_a_batch_fails_alone(
             assert [f["seq"] for f in await followers[session_id].until_events(2)] == [1, 2]
 
 
-async def test_a_batch_loads_the_script_again_after_redis_lost_it(
-    redis_layers: RedisLayers, seqs: SeqBook, monkeypatch: pytest.MonkeyPatch
+async def test_a_burst_of_emits_loads_the_script_again_after_redis_lost_it(
+    redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:
-    """After Redis lost its scripts (a restart, SCRIPT FLUSH) a pipeline of emits
-    loads the script again and every emit still goes out once."""
+    """After Redis lost its scripts (a restart, SCRIPT FLUSH) a burst of emits, sent
+    alone and in a pipeline, loads the script again and every emit goes out once."""
     a = await redis_layers()
-    followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 5)
+    followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 8)
     await redis_layers.raw.script_flush()
-    pipelines = _pipelines(monkeypatch, a)
     events = await asyncio.gather(*(a.emit(s, delta(2)) for s in followers))
-    assert pipelines == [5]
     assert [e.seq for e in events] == [2] * len(followers)
     for follower in followers.values():
         assert [f["seq"] for f in await follower.until_events(2)] == [1, 2]
@@ -939,48 +939,47 @@ async def test_a_batch_loads_the_script_again_after_redis_lost_it(
         assert await redis_layers.raw.get(redis_layers.key("seq", session_id)) == b"2"
 
 
-async def test_an_emit_cancelled_before_its_batch_left_is_not_sent(
+async def test_an_emit_cancelled_while_queued_is_not_sent(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:
-    """An emit whose task is cancelled while its call waits for the end of the loop
-    turn (an interrupt) is not sent: the next event of the session gets its seq."""
+    """An emit whose task is cancelled while its call waits behind the busy lanes (an
+    interrupt) is not sent: the next event of its session gets its seq."""
     a = await redis_layers()
-    (session_id, follower), *_ = (
-        await _sessions_followed_elsewhere(redis_layers, seqs, a, 1)
-    ).items()
+    followers = await _sessions_followed_elsewhere(redis_layers, seqs, a, 5)
+    *busy, (session_id, follower) = followers.items()
+    lanes = [asyncio.create_task(a.emit(s, delta(2))) for s, _ in busy]
     emitting = asyncio.create_task(a.emit(session_id, delta(2)))
-    await asyncio.sleep(0)  # one turn: its call is queued, the batch leaves the next
+    await asyncio.sleep(0)  # a turn: 4 emits in flight, this one queued behind them
     emitting.cancel()
-    await asyncio.wait([emitting])
+    await asyncio.wait([emitting, *lanes])
     assert emitting.cancelled()
+    assert [task.result().seq for task in lanes] == [2, 2, 2, 2]
     assert (await a.emit(session_id, delta(3))).seq == 2
     frames = await follower.until_events(2)
     assert [(f["seq"], f["text"]) for f in frames] == [(1, "chunk 1"), (2, "chunk 3")]
 
 
-async def test_emits_batched_as_the_layer_exits_fail_and_so_does_a_later_one(
+async def test_emits_queued_as_the_layer_exits_end_and_a_later_one_fails(
     redis_layers: RedisLayers, seqs: SeqBook
 ) -> None:
-    """A pipeline whose task the exiting layer cancels before it left fails its emits
-    with Unavailable instead of leaving them waiting; an emit after the exit fails
-    at once."""
+    """Emits queued behind busy lanes as the layer exits are not left waiting: each
+    ends, numbered or with Unavailable; an emit after the exit fails at once."""
     a = redis_layers.build()
     await a.__aenter__()
-    one, two = seqs.session(), seqs.session()
-    await a.emit(one, delta(1))
-    await a.emit(two, delta(1))
-    emitting = [asyncio.create_task(a.emit(s, delta(2))) for s in (one, two)]
-    await asyncio.sleep(0)  # a turn: both calls are due
-    await asyncio.sleep(0)  # the next: their pipeline's task is made, not yet started
+    sessions = [seqs.session() for _ in range(8)]
+    for session_id in sessions:
+        await a.emit(session_id, delta(1))
+    emitting = [asyncio.create_task(a.emit(s, delta(2))) for s in sessions]
+    await asyncio.sleep(0)  # a turn: 4 are in flight, 4 queued behind them
     await a.__aexit__(None, None, None)
-    for task in emitting:
-        with pytest.raises(Unavailable, match="shutting down"):
-            async with asyncio.timeout(WAIT):
-                await task
+    async with asyncio.timeout(WAIT):
+        outcomes = await asyncio.gather(*emitting, return_exceptions=True)
+    for outcome in outcomes:
+        assert isinstance(outcome, Event) or (
+            isinstance(outcome, Unavailable) and "shutting down" in str(outcome)
+        ), outcome
     with pytest.raises(Unavailable, match="shutting down"):
-        await a.emit(one, delta(3))
-    for session_id in (one, two):
-        assert await redis_layers.raw.get(redis_layers.key("seq", session_id)) == b"1"
+        await a.emit(sessions[0], delta(3))
 
 
 async def test_a_bad_inbox_message_is_skipped_and_the_rest_still_served(

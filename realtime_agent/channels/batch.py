@@ -1,11 +1,12 @@
-"""Calls of one Lua script that come while earlier ones are in flight, sent together.
+"""Calls of one Lua script that come while every lane is busy, sent together.
 
 redis-py spends about 100 µs of CPU on a command sent alone (a connection taken
 from the pool, a write, a read, the connection given back) and 25 to 40 µs on each
 command of a pipeline of 10 to 50 (``bench/README.md``, findings of 2026-11-25).
-When many sessions stream at once, the emits that come while earlier ones are
-in flight share one pipeline and that cost; under light load every emit is sent
-at once, as without the batch.
+When many sessions stream at once, the emits that come while every lane (a
+call or a pipeline in flight) is busy share one pipeline and that cost; under
+light load every emit is sent at once, as without the batch. A pipeline takes
+everything queued: its size is not bounded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
@@ -59,6 +61,8 @@ class ScriptBatch(Generic[T]):
         lanes: int = 4,
     ) -> None:
         """``spawn`` starts the task that sends a pipeline; its owner cancels it on exit."""
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {lanes}")
         self._redis = redis
         self._script = script
         self._spawn = spawn
@@ -84,10 +88,13 @@ class ScriptBatch(Generic[T]):
         return await answer
 
     def close(self) -> None:
-        """Fail every later call at once (the owner has exited; nobody would send it)."""
+        """Fail the queued calls and every later one at once (the owner has exited;
+        nobody would send them, and a lane may stay busy as long as Redis stalls)."""
         self._closed = True
+        calls, self._due = self._due, []
+        _fail(calls, Unavailable(_CLOSED))
 
-    def _free(self, *_: object) -> None:
+    def _free(self) -> None:
         """A lane is free: what queued meanwhile leaves as one pipeline."""
         self._busy -= 1
         calls = [call for call in self._due if not call.answer.cancelled()]
@@ -95,12 +102,26 @@ class ScriptBatch(Generic[T]):
         if self._closed:
             _fail(calls, Unavailable(_CLOSED))
         elif calls:
+            run = self._run(calls)
+            try:
+                sender = self._spawn(run)
+            except Exception as exc:  # never raise from here: a caller's result stands
+                run.close()
+                log.exception("could not start a pipeline of script %s", self._script.sha)
+                _fail(calls, exc)
+                return
             self._busy += 1
-            sender = self._spawn(self._run(calls))
-            # Cancelled before its first step (the owner closing), the task would
-            # leave its calls waiting: they fail once it is done, whatever its end.
-            sender.add_done_callback(lambda _: _fail(calls, Unavailable(_CLOSED)))
-            sender.add_done_callback(self._free)
+            sender.add_done_callback(partial(self._ended, calls))
+
+    def _ended(self, calls: list[_Call[Any]], sender: asyncio.Task[None]) -> None:
+        """A pipeline's task is done: calls it did not answer fail (cancelled before
+        its first step as the owner closes, or a bug), and its lane is free."""
+        if sender.cancelled():
+            _fail(calls, Unavailable(_CLOSED))
+        elif (exc := sender.exception()) is not None:
+            log.error("a pipeline of script %s failed", self._script.sha, exc_info=exc)
+            _fail(calls, exc)
+        self._free()
 
     async def _run(self, calls: list[_Call[Any]]) -> None:
         try:

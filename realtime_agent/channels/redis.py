@@ -176,7 +176,8 @@ class RedisChannels:
         self.problem: str | None = "starting"
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()  # while there is an inbox (``_inbox``)
-        # Emits of many sessions in one turn of the loop share one round trip.
+        # Emits go out at once on 4 lanes; those that come while all are busy (many
+        # sessions streaming) leave together as one pipeline when a lane frees.
         self._emit: ScriptBatch[tuple[int, Event | None]] = ScriptBatch(
             redis, redis.register_script(_script("emit.lua")), self._spawn
         )

@@ -34,6 +34,8 @@ from typing import Any
 
 import orjson
 
+from .common import percentiles
+
 PARAM = re.compile(r"\b(chunks|rate|pad)=([0-9.]+)")
 
 
@@ -147,14 +149,14 @@ class StandIn:
 
     def stats(self) -> dict[str, Any]:
         """How late the paced chunks since the last call were written (ms)."""
-        late = sorted(self.late_us)
-        if not late:
+        if not self.late_us:
             return {"paced_chunks": 0}
+        p50, p99, most = percentiles(self.late_us, (50, 99, 100))
         return {
-            "paced_chunks": len(late),
-            "late_p50_ms": late[len(late) // 2] / 1000,
-            "late_p99_ms": late[min(len(late) - 1, int(len(late) * 0.99))] / 1000,
-            "late_max_ms": late[-1] / 1000,
+            "paced_chunks": len(self.late_us),
+            "late_p50_ms": p50 / 1000,
+            "late_p99_ms": p99 / 1000,
+            "late_max_ms": most / 1000,
         }
 
     async def answer(self, body: dict[str, Any], writer: asyncio.StreamWriter) -> None:

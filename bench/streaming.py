@@ -89,6 +89,7 @@ async def measure_stream(
             log(f"{conn['failed']} sockets failed to connect: {conn['failures']}")
         await asyncio.sleep(settle)  # presence frames of the joins, connection set-up
         load_before, waited = await wait_quiet(*quiet)
+        await standin_stats(dep.model_url)  # its lateness counts from here
         if on_go is not None:
             await on_go()
         cpu0, busy0, wall0 = (
@@ -96,14 +97,13 @@ async def measure_stream(
             machine_busy_seconds(),
             time.perf_counter(),
         )
-        await standin_stats(dep.model_url)  # counts from here
         res = await clients.go({"deadline": timeout})
-        late = await standin_stats(dep.model_url)
         cpu1, busy1, wall1 = (
             [(proc_cpu_seconds(pid), proc_cpu_split(pid)) for pid in dep.pids],
             machine_busy_seconds(),
             time.perf_counter(),
         )
+        late = await standin_stats(dep.model_url)
     finally:
         await clients.close()
     lat = res["lat_us"]

@@ -31,11 +31,11 @@ _CLOSED = "the server is shutting down"
 
 
 @dataclass(slots=True)
-class _Call(Generic[T]):
+class _Call:
     keys: Sequence[Any]
     args: Sequence[Any]
-    settle: Callable[[Any], T]
-    answer: asyncio.Future[T]
+    settle: Callable[[Any], Any]
+    answer: asyncio.Future[Any]
 
 
 class ScriptBatch(Generic[T]):
@@ -68,7 +68,7 @@ class ScriptBatch(Generic[T]):
         self._spawn = spawn
         self._lanes = lanes
         self._busy = 0  # calls or pipelines in flight
-        self._due: list[_Call[Any]] = []
+        self._due: list[_Call] = []
         self._closed = False
 
     async def __call__(
@@ -113,7 +113,7 @@ class ScriptBatch(Generic[T]):
             self._busy += 1
             sender.add_done_callback(partial(self._ended, calls))
 
-    def _ended(self, calls: list[_Call[Any]], sender: asyncio.Task[None]) -> None:
+    def _ended(self, calls: list[_Call], sender: asyncio.Task[None]) -> None:
         """A pipeline's task is done: calls it did not answer fail (cancelled before
         its first step as the owner closes, or a bug), and its lane is free."""
         if sender.cancelled():
@@ -123,7 +123,7 @@ class ScriptBatch(Generic[T]):
             _fail(calls, exc)
         self._free()
 
-    async def _run(self, calls: list[_Call[Any]]) -> None:
+    async def _run(self, calls: list[_Call]) -> None:
         try:
             replies = await self._pipeline(calls)
         except Exception as exc:  # the connection failed: so did every call of it
@@ -145,7 +145,7 @@ class ScriptBatch(Generic[T]):
             else:
                 call.answer.set_result(outcome)
 
-    async def _pipeline(self, calls: list[_Call[Any]]) -> list[Any]:
+    async def _pipeline(self, calls: list[_Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for call in calls:
                 pipe.evalsha(self._script.sha, len(call.keys), *call.keys, *call.args)
@@ -159,7 +159,7 @@ class ScriptBatch(Generic[T]):
         return replies
 
 
-def _fail(calls: list[_Call[Any]], exc: BaseException) -> None:
+def _fail(calls: list[_Call], exc: BaseException) -> None:
     for call in calls:
         if not call.answer.done():
             call.answer.set_exception(exc)

@@ -169,7 +169,7 @@ def targets(
         for r in fan + many
         if r["impl"] == "ours"
     )
-    sock10k = pick(sock, impl="ours", sockets=10000)
+    sock10k = pick(sock, impl="ours", sockets=10000, per_session=5)
     checks: list[tuple[str, str, float | int | None, str, bool | None]] = []
 
     def add(
@@ -485,15 +485,16 @@ def build() -> str:
     if sock:
         parts.append("\n### Idle sockets (one server process)\n")
         body = []
-        for level in sorted({r["sockets"] for r in sock}):
-            o = pick(sock, impl="ours", sockets=level)
-            p = pick(sock, impl="peer", sockets=level)
-            b = pick(sock, impl="baseline", sockets=level)
+        for each, level in sorted({(r.get("per_session", 5), r["sockets"]) for r in sock}):
+            o = pick(sock, impl="ours", sockets=level, per_session=each)
+            p = pick(sock, impl="peer", sockets=level, per_session=each)
+            b = pick(sock, impl="baseline", sockets=level, per_session=each)
             if o is None:
                 continue
             body.append(
                 [
                     f(level),
+                    f(each),
                     f(o["kb_per_socket"]),
                     f(p and p["kb_per_socket"]),
                     f(b and b["kb_per_socket"]),
@@ -513,6 +514,7 @@ def build() -> str:
             table(
                 [
                     "sockets",
+                    "per session",
                     "**KB/socket**",
                     "peer KB",
                     "base KB",

@@ -18,6 +18,8 @@ $py -m bench.turn
 $py -m bench.turn --gap 0
 $py -m bench.seed
 $py -m bench.sockets
+# a crowd: every socket a viewer of one session (presence merged, channels/presence.py)
+$py -m bench.sockets --levels 2000 --per-session 2000
 $py -m bench.transcript
 $py -m bench.sdk
 $py -m bench.emit

@@ -37,7 +37,7 @@ from .common import (
 )
 from .streaming import KIND, compare, merge_results
 
-KEY = ("scenario", "impl", "mode", "sockets")
+KEY = ("scenario", "impl", "mode", "per_session", "sockets")
 WARM = 100
 
 
@@ -78,6 +78,7 @@ async def measure(
             p50, p99 = percentiles(conn["connect_ms"])
             row = {
                 "sockets": level,
+                "per_session": per_session,
                 "added": len(batch),
                 "connect_failed": conn["failed"],
                 "failures": conn["failures"],

@@ -14,6 +14,7 @@ from ..models import rfc3339, utcnow
 from ..protocol import encode
 from .base import ControlHandler, Event, Joined, SeqReserver, Subscriber
 from .history import History
+from .presence import PresenceFlow
 
 SEQ_BLOCK = 1000
 
@@ -25,6 +26,14 @@ class _Channel:
     seq_limit: int = 0
     subscribers: set[Subscriber] = field(default_factory=set)
     last_emit: float = field(default_factory=time.monotonic)
+    presence: PresenceFlow = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.presence = PresenceFlow(self.subscribers)
+
+    def drop(self) -> None:
+        """The channel is forgotten: nothing it holds may wake it."""
+        self.presence.close()
 
 
 class MemoryChannels:
@@ -65,6 +74,8 @@ class MemoryChannels:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for chan in self._channels.values():
+            chan.drop()
         self._channels.clear()
 
     async def _channel(self, session_id: str) -> _Channel:
@@ -117,6 +128,7 @@ class MemoryChannels:
     async def close_session(self, session_id: str, code: int, reason: str) -> None:
         chan = self._channels.pop(session_id, None)
         if chan is not None:
+            chan.drop()
             for sub in tuple(chan.subscribers):
                 sub.close(code, reason)
 
@@ -161,9 +173,7 @@ class MemoryChannels:
     def _presence(self, chan: _Channel, joining: Subscriber | None = None) -> None:
         """Tell every socket the new count (a joining one learns it from ``hello``)."""
         event = Event(0, "presence", encode({"type": "presence", "viewers": len(chan.subscribers)}))
-        for sub in tuple(chan.subscribers):
-            if sub is not joining:
-                sub.deliver(event)
+        chan.presence.offer(event, skip=joining)
 
     def _sweep(self, now: float) -> None:
         """Forget channels nobody follows once their history window has passed."""
@@ -177,4 +187,4 @@ class MemoryChannels:
             if not chan.subscribers and chan.last_emit < horizon
         ]
         for sid in idle:
-            del self._channels[sid]
+            self._channels.pop(sid).drop()

@@ -36,6 +36,7 @@ from ..models import rfc3339, utcnow
 from ..protocol import CloseCode
 from .base import ControlHandler, Event, Joined, SeqReserver, Subscriber
 from .batch import ScriptBatch
+from .presence import PresenceFlow
 
 log = logging.getLogger(__name__)
 SEQ_BLOCK = 1000
@@ -109,6 +110,10 @@ class _Local:
     recheck: bool = False  # an emit's outcome became unknown during a fill
     last_seq: int | None = None
     filling: list[tuple[int, str]] | None = None
+    presence: PresenceFlow = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.presence = PresenceFlow(self.subs)
 
 
 @translate(RedisError, OSError, service="Redis")
@@ -228,6 +233,8 @@ class RedisChannels:
                 tasks = list(self._tasks)
         finally:
             self._emit.close()  # no task would send a later one
+            for local in self._local.values():
+                local.presence.close()
             await self._beat.aclose()
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -437,9 +444,7 @@ class RedisChannels:
             return
         seq = int(head)
         if seq == 0:
-            event = Event(0, "presence", body)
-            for sub in tuple(local.subs):
-                sub.deliver(event)
+            local.presence.offer(Event(0, "presence", body))
             return
         self._arrive(sid, local, seq, body)
 
@@ -592,6 +597,7 @@ class RedisChannels:
         local.users -= 1
         if local.users == 0 and self._local.get(session_id) is local:
             del self._local[session_id]
+            local.presence.close()
             if (inbox := local.inbox) is not None:
                 local.inbox = None
                 await self._unroute(session_id, inbox)

@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime_agent import channels
 from realtime_agent.channels.base import ChannelLayer, Event
+from realtime_agent.channels.presence import PRESENCE_INTERVAL
 from realtime_agent.channels.redis import RedisChannels
 from realtime_agent.errors import Unavailable
 from realtime_agent.protocol import CloseCode
@@ -184,6 +185,26 @@ async def test_presence_tells_the_other_subscribers_the_count(
     assert all(e.type == "presence" for e in presence)
     assert orjson.loads(presence[-1].text) == {"type": "presence", "viewers": 2}
     assert second.viewers()[-1] == 3  # the one that left is not told
+
+
+async def test_a_crowd_joining_gets_merged_presence_ending_on_the_final_count(
+    layer: ChannelLayer, seqs: SeqBook
+) -> None:
+    """Forty sockets joining one session one after the other do not send forty
+    counts to each socket (a crowd would cost N² frames): counts within one
+    presence interval are merged, and the last frame holds the final count."""
+    session_id = seqs.session()
+    watcher = Recorder()
+    await layer.join(session_id, watcher, None)
+    started = asyncio.get_running_loop().time()
+    for _ in range(40):
+        await layer.join(session_id, Recorder(), None)
+    took = asyncio.get_running_loop().time() - started
+
+    await watcher.until(lambda: watcher.viewers()[-1:] == [41])
+    # At most one frame at once, one per interval the joins spanned, and the last one's.
+    assert len(watcher.viewers()) <= 2 + int(took / PRESENCE_INTERVAL)
+    assert len(watcher.viewers()) < 40
 
 
 async def test_leave_is_idempotent_and_final(layer: ChannelLayer, seqs: SeqBook) -> None:

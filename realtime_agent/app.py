@@ -28,6 +28,7 @@ from .channels.memory import MemoryChannels
 from .channels.redis import RedisChannels
 from .config import Settings, load_settings
 from .errors import Unavailable
+from .gcwatch import GcWatch, freeze_startup_heap
 from .limits import SocketCounts
 from .llm.base import LLM
 from .llm.demo import DemoLLM
@@ -110,13 +111,19 @@ async def graceful_shutdown(c: Components, hurry: asyncio.Event) -> None:
         log.warning("some sockets did not close in time")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The whole server as an ASGI app; nothing is built until its lifespan starts."""
+def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> Starlette:
+    """The whole server as an ASGI app; nothing is built until its lifespan starts.
+
+    ``freeze_heap``: the app owns its process (``realtime-agent serve``): once
+    started, the objects alive are left out of later garbage collections
+    (:func:`~realtime_agent.gcwatch.freeze_startup_heap`).
+    """
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with AsyncExitStack() as stack:
+            gc_watch = stack.enter_context(GcWatch())
             store: Store = await stack.enter_async_context(open_store(settings.database_url))
             channels: ChannelLayer
             if settings.redis_url is None:
@@ -205,9 +212,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 llm.name,
                 channels,
                 SocketCounts(settings.max_sockets_per_session, settings.max_sockets_per_address),
+                gc_watch,
             )
             # The SIGTERM handler of `realtime-agent serve` runs this before uvicorn stops.
             app.state.graceful_shutdown = functools.partial(graceful_shutdown, components)
+            if freeze_heap:
+                log.info("start-up heap frozen: %d objects", freeze_startup_heap())
             yield {"components": components}
 
     routes = [

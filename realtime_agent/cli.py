@@ -32,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    app = create_app(settings, freeze_heap=True)
     server = uvicorn.Server(
         server_config(app, settings, host=args.host, port=args.port, log_level=args.log_level)
     )

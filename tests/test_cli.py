@@ -288,6 +288,17 @@ async def test_serve_holds_a_demo_conversation(served: Served, tmp_path: Path) -
     assert "RA_SECRET is not set" in served.log
 
 
+async def test_serve_leaves_its_start_up_heap_out_of_garbage_collections(served: Served) -> None:
+    """The served process froze the objects alive after start-up (gc.freeze), and
+    /healthz shows it with the full collections since; one that sockets trigger later
+    walks only what came after."""
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=TIMEOUT) as http:
+        health = (await http.get("/healthz")).json()
+    assert health["gc"]["frozen_objects"] > 10_000, health  # modules, classes, SDK models
+    assert health["gc"]["full_collections"] >= 1  # at least the one before the freeze
+    assert "start-up heap frozen" in served.log
+
+
 async def test_serve_exits_0_on_sigterm(served: Served) -> None:
     """SIGTERM shuts the server down gracefully: open sockets are closed and it exits 0."""
     created = await served.create()

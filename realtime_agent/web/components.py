@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..auth import TokenSigner
 from ..channels.base import ChannelLayer
 from ..config import Settings
+from ..gcwatch import GcWatch
 from ..limits import SocketCounts
 from ..sessions import SessionService
 from ..tools.registry import ToolRegistry
@@ -21,3 +22,4 @@ class Components:
     model_name: str
     channels: ChannelLayer
     sockets: SocketCounts
+    gc: GcWatch

@@ -274,8 +274,9 @@ async def openapi(request: Request) -> Response:
 
 async def healthz(request: Request) -> JSONResponse:
     """
-    summary: Liveness, with the process's open sockets, asyncio tasks and the
-      resume history it holds in memory (events, bytes; embedded mode)
+    summary: Liveness, with the process's open sockets, asyncio tasks, the
+      resume history it holds in memory (events, bytes; embedded mode) and its
+      full garbage collections (each stops the event loop)
     responses:
       200: {description: the process is alive}
     """
@@ -287,6 +288,7 @@ async def healthz(request: Request) -> JSONResponse:
             "sockets": sum(c.sockets.sessions.values()),
             "tasks": len(asyncio.all_tasks()),
             "history": {"events": events, "bytes": size},
+            "gc": c.gc.report(),
         }
     )
 

@@ -1,0 +1,39 @@
+"""GcWatch times full garbage collections while open; freeze_startup_heap freezes."""
+
+from __future__ import annotations
+
+import gc
+
+from realtime_agent.gcwatch import GcWatch, freeze_startup_heap
+
+
+def test_the_watch_counts_and_times_full_collections_only_while_open() -> None:
+    """A full collection is counted with its duration; a young one is not; after the
+    watch is closed, nothing more is counted and its callback is gone."""
+    with GcWatch() as watch:
+        gc.collect(0)
+        assert watch.full == 0
+        gc.collect()
+        gc.collect()
+        assert watch.full == 2
+        assert 0 < watch.longest <= watch.total
+        report = watch.report()
+    assert report["full_collections"] == 2
+    assert report["full_ms_longest"] == round(watch.longest * 1000, 3)
+    gc.collect()
+    assert watch.full == 2
+    assert watch._on_gc not in gc.callbacks
+
+
+def test_freezing_leaves_the_live_objects_out_and_says_how_many() -> None:
+    """After freeze_startup_heap the objects alive are frozen (not walked by collections)."""
+    assert gc.get_freeze_count() == 0
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen == gc.get_freeze_count() > 10_000
+        with GcWatch() as watch:
+            gc.collect()
+            assert watch.report()["frozen_objects"] == frozen
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0

@@ -3,14 +3,15 @@ collections timed.
 
 A full (generation 2) collection walks every tracked object the process holds and
 stops the event loop meanwhile. The objects alive once the server has started
-(modules, classes, the SDKs' models: about 240,000) are most of them until
-thousands of sockets are open: each full collection walked them again, 120 to 180 ms
-for a server with 100 to 1,000 sockets on this machine class, and one came during
-a measured stream (``bench/README.md``). ``realtime-agent serve`` therefore
-freezes them (:func:`freeze_startup_heap`); what sockets and runs create later is
-collected as before. :class:`GcWatch` times the full collections for
-``/healthz``: with many thousands of sockets they are long again (about 0.8 s
-with 8,000 idle sockets), and an operator should see it.
+(modules, classes, the SDKs' models: about 240,000) were most of them until
+thousands of sockets are open: each full collection walked them again, about
+120 ms with 100 sockets and 170 to 230 ms with 1,000 on the machine of
+``bench/README.md``, where one came in the middle of a measured stream.
+``realtime-agent serve`` therefore freezes them (:func:`freeze_startup_heap`):
+1.4 ms and 17 to 85 ms then. What sockets and runs create later is collected as
+before. :class:`GcWatch` times the full collections for ``/healthz``: with many
+thousands of sockets they are long again (about 0.8 s with 8,000 idle sockets),
+and an operator should see it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ def freeze_startup_heap() -> int:
     """Collect the start-up garbage, then leave every object alive now out of later
     collections (``gc.freeze``); returns how many objects that is.
 
-    Only for a process that lives as long as its start-up objects (the server):
-    an object frozen here is never collected as part of a cycle.
+    Only for a process that keeps most of its start-up objects to the end (the
+    server): a frozen object is never collected as part of a cycle. The few that
+    are replaced later (a connection after a reconnect) stay in memory if they
+    were in a cycle: a bounded, one-time cost, against the pauses it saves.
     """
     gc.collect()
     gc.freeze()

@@ -11,17 +11,20 @@ def test_the_watch_counts_and_times_full_collections_only_while_open() -> None:
     """A full collection is counted with its duration; a young one is not; after the
     watch is closed, nothing more is counted and its callback is gone."""
     with GcWatch() as watch:
-        gc.collect(0)
-        assert watch.full == 0
+        for _ in range(20):
+            gc.collect(0)
+        young_only = watch.full  # 0 unless Python started a full one meanwhile
         gc.collect()
         gc.collect()
-        assert watch.full == 2
+        assert watch.full >= young_only + 2
         assert 0 < watch.longest <= watch.total
         report = watch.report()
-    assert report["full_collections"] == 2
+    assert young_only <= 1
+    assert report["full_collections"] == watch.full
     assert report["full_ms_longest"] == round(watch.longest * 1000, 3)
+    counted = watch.full
     gc.collect()
-    assert watch.full == 2
+    assert watch.full == counted
     assert watch._on_gc not in gc.callbacks
 
 

@@ -25,13 +25,14 @@ PRESENCE_INTERVAL = 0.25
 class PresenceFlow:
     """The ``presence`` frames of one session on this process (its sockets: ``subs``)."""
 
-    __slots__ = ("_interval", "_latest", "_subs", "_timer")
+    __slots__ = ("_closed", "_interval", "_latest", "_subs", "_timer")
 
     def __init__(self, subs: Collection[Subscriber], interval: float = PRESENCE_INTERVAL) -> None:
         self._subs = subs
         self._interval = interval
         self._latest: Event | None = None  # arrived during the interval, not yet sent
         self._timer: asyncio.TimerHandle | None = None  # the interval running
+        self._closed = False
 
     def offer(self, event: Event, skip: Subscriber | None = None) -> None:
         """Send ``event`` (a count) now, or at the end of the running interval.
@@ -39,13 +40,17 @@ class PresenceFlow:
         ``skip``: a socket that just learned this count (from ``hello``) and need
         not hear it again; only a frame sent now can leave it out.
         """
+        if self._closed:
+            return
         if self._timer is None:
             self._send(event, skip)
         else:
             self._latest = event  # an earlier one waiting is out of date: replaced
 
     def close(self) -> None:
-        """Stop: nothing waiting is sent (the session's sockets here are gone)."""
+        """Stop for good: nothing waiting is sent, nothing offered later either (the
+        session's channel here is forgotten; a socket joining it later gets a new one)."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -19,7 +19,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime_agent import channels
 from realtime_agent.channels.base import ChannelLayer, Event
-from realtime_agent.channels.presence import PRESENCE_INTERVAL
 from realtime_agent.channels.redis import RedisChannels
 from realtime_agent.errors import Unavailable
 from realtime_agent.protocol import CloseCode
@@ -192,18 +191,16 @@ async def test_a_crowd_joining_gets_merged_presence_ending_on_the_final_count(
 ) -> None:
     """Forty sockets joining one session one after the other do not send forty
     counts to each socket (a crowd would cost N² frames): counts within one
-    presence interval are merged, and the last frame holds the final count."""
+    presence interval are merged (tests/channels/test_presence.py times that),
+    and the last frame holds the final count. Sending every count gives the
+    first socket 40 frames (41 on Redis, which also tells it its own join)."""
     session_id = seqs.session()
     watcher = Recorder()
     await layer.join(session_id, watcher, None)
-    started = asyncio.get_running_loop().time()
     for _ in range(40):
         await layer.join(session_id, Recorder(), None)
-    took = asyncio.get_running_loop().time() - started
 
     await watcher.until(lambda: watcher.viewers()[-1:] == [41])
-    # At most one frame at once, one per interval the joins spanned, and the last one's.
-    assert len(watcher.viewers()) <= 2 + int(took / PRESENCE_INTERVAL)
     assert len(watcher.viewers()) < 40
 
 

@@ -349,6 +349,39 @@ async def standin_stats(url: str) -> dict[str, Any]:
     return stats if isinstance(stats, dict) else {}
 
 
+async def server_gc(dep: Deployment) -> list[dict[str, Any]]:
+    """Each of our server processes' full garbage collections so far (``/healthz``
+    ``gc``); empty for the peer and the baseline, which do not report them."""
+    if dep.impl != "ours":
+        return []
+    found = []
+    for port in dep.ports:
+        http = Http("127.0.0.1", port)
+        try:
+            status, body = await http.request("GET", "/healthz")
+        finally:
+            await http.close()
+        gc = body.get("gc") if status == 200 and isinstance(body, dict) else None
+        found.append(gc if isinstance(gc, dict) else {})
+    return found
+
+
+def gc_during(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
+    """The full collections between two :func:`server_gc` readings, all processes."""
+    if not before:
+        return {"gc_full_collections": None, "gc_full_ms": None}
+    return {
+        "gc_full_collections": sum(
+            a.get("full_collections", 0) - b.get("full_collections", 0)
+            for b, a in zip(before, after, strict=True)
+        ),
+        "gc_full_ms": sum(
+            a.get("full_ms_total", 0.0) - b.get("full_ms_total", 0.0)
+            for b, a in zip(before, after, strict=True)
+        ),
+    }
+
+
 async def wait_http_ok(port: int, path: str, proc: subprocess.Popen[bytes], logfile: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -69,6 +69,12 @@ def pick(rows: list[dict[str, Any]], **kw: Any) -> dict[str, Any] | None:
     return None
 
 
+def gc_cell(row: dict[str, Any]) -> str:
+    """The server's full garbage collections during the stream, and the loop time they took."""
+    n = row.get("gc_full_collections")
+    return "" if n is None else f"{n} ({f(row.get('gc_full_ms'))})"
+
+
 def streaming_table(rows: list[dict[str, Any]], keys: list[str], client: str) -> str:
     ours_rows = [r for r in rows if r["impl"] == "ours" and r.get("client", "websockets") == client]
     ours_rows.sort(key=lambda r: (r["mode"] != "embedded", *(r[k] for k in keys)))
@@ -94,6 +100,7 @@ def streaming_table(rows: list[dict[str, Any]], keys: list[str], client: str) ->
                 f(o["max_ms"]),
                 f(o.get("stream_s")) + (f" / {f(p.get('stream_s'))}" if p else ""),
                 f(o.get("standin_late_p99_ms")),
+                gc_cell(o),
                 f(p and p["p99_ms"]) + miss(p),
                 f(b and b["p99_ms"]) + miss(b),
                 x(div(p and p["p99_ms"], o["p99_ms"])),
@@ -121,6 +128,7 @@ def streaming_table(rows: list[dict[str, Any]], keys: list[str], client: str) ->
         "max ms",
         "done s ours/peer",
         "stand-in late p99 ms",
+        "full GCs (ms)",
         "peer p99",
         "base p99",
         "p99 peer/ours",

@@ -18,12 +18,14 @@ from .common import (
     RESULTS_DIR,
     Deployment,
     Room,
+    gc_during,
     log,
     machine,
     machine_busy_seconds,
     percentiles,
     proc_cpu_seconds,
     proc_cpu_split,
+    server_gc,
     standin_stats,
     start_content,
     versions,
@@ -89,6 +91,7 @@ async def measure_stream(
             log(f"{conn['failed']} sockets failed to connect: {conn['failures']}")
         await asyncio.sleep(settle)  # presence frames of the joins, connection set-up
         load_before, waited = await wait_quiet(*quiet)
+        gc0 = await server_gc(dep)  # full collections from here (they stop the loop)
         await standin_stats(dep.model_url)  # its lateness counts from here
         if on_go is not None:
             await on_go()
@@ -104,6 +107,7 @@ async def measure_stream(
             time.perf_counter(),
         )
         late = await standin_stats(dep.model_url)
+        gc1 = await server_gc(dep)
     finally:
         await clients.close()
     lat = res["lat_us"]
@@ -140,6 +144,8 @@ async def measure_stream(
         "stream_s": span_s,
         "standin_late_p99_ms": late.get("late_p99_ms"),
         "standin_late_max_ms": late.get("late_max_ms"),
+        # the server's full garbage collections during the stream: each stops its loop
+        **gc_during(gc0, gc1),
         "server_cpu_s": server_cpu,
         "server_sys_share": server_sys / server_cpu if server_cpu else None,
         "cpu_us_per_event": server_cpu * 1e6 / frames if frames else None,

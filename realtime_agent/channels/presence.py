@@ -25,27 +25,31 @@ PRESENCE_INTERVAL = 0.25
 class PresenceFlow:
     """The ``presence`` frames of one session on this process (its sockets: ``subs``)."""
 
-    __slots__ = ("_closed", "_interval", "_latest", "_subs", "_timer")
+    __slots__ = ("_closed", "_informed", "_interval", "_latest", "_subs", "_timer")
 
     def __init__(self, subs: Collection[Subscriber], interval: float = PRESENCE_INTERVAL) -> None:
         self._subs = subs
         self._interval = interval
         self._latest: Event | None = None  # arrived during the interval, not yet sent
         self._timer: asyncio.TimerHandle | None = None  # the interval running
+        # Sockets that joined during the interval, with the count their hello gave.
+        self._informed: list[tuple[Subscriber, str]] = []
         self._closed = False
 
     def offer(self, event: Event, skip: Subscriber | None = None) -> None:
         """Send ``event`` (a count) now, or at the end of the running interval.
 
-        ``skip``: a socket that just learned this count (from ``hello``) and need
-        not hear it again; only a frame sent now can leave it out.
+        ``skip``: a socket that just learned this count (from ``hello``): it is
+        not told this count again, now or at the interval's end.
         """
         if self._closed:
             return
         if self._timer is None:
             self._send(event, skip)
-        else:
-            self._latest = event  # an earlier one waiting is out of date: replaced
+            return
+        self._latest = event  # an earlier one waiting is out of date: replaced
+        if skip is not None:
+            self._informed.append((skip, event.text))
 
     def close(self) -> None:
         """Stop for good: nothing waiting is sent, nothing offered later either (the
@@ -55,12 +59,16 @@ class PresenceFlow:
             self._timer.cancel()
             self._timer = None
         self._latest = None
+        self._informed.clear()
 
     def _send(self, event: Event, skip: Subscriber | None) -> None:
-        for sub in tuple(self._subs):
-            if sub is not skip:
-                sub.deliver(event)
-        self._timer = asyncio.get_running_loop().call_later(self._interval, self._end)
+        informed = {sub for sub, text in self._informed if text == event.text}
+        self._informed.clear()
+        subs = [sub for sub in self._subs if sub is not skip and sub not in informed]
+        for sub in subs:
+            sub.deliver(event)
+        if subs:  # nobody told, nothing to space out: the next count goes at once too
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._end)
 
     def _end(self) -> None:
         # Without a merged count waiting the flow is idle again: the next goes out at once.

@@ -103,14 +103,8 @@ async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
         after = _after(ws)
     except ValueError as exc:
         return await ws.send_denial_response(_deny(400, str(exc)))
-    try:
-        session = await c.sessions.get(session_id)
-    except Unavailable:
-        return await ws.send_denial_response(_deny(503, "temporarily unavailable"))
-    if session is None:
-        return await ws.send_denial_response(_deny(404, "unknown session"))
-    if claims.role == "viewer" and claims.generation != session.viewer_generation:
-        return await ws.send_denial_response(_deny(403, "this viewer token was revoked"))
+    if denial := await _session_refusal(c, session_id, claims):
+        return await ws.send_denial_response(denial)
     address = ws.client.host if ws.client else "unknown"
     if refused := c.sockets.admit(session_id, address):
         return await ws.send_denial_response(_deny(429, refused))
@@ -120,6 +114,20 @@ async def _session_socket(scope: Scope, receive: Receive, send: Send) -> None:
         await Connection(c, ws, direct or QueuedSink(send), claims).serve(after)
     finally:
         c.sockets.release(session_id, address)
+
+
+async def _session_refusal(c: Components, session_id: str, claims: Claims) -> JSONResponse | None:
+    """Why the session cannot be joined with these claims now, or ``None``. (Its own
+    function so that the session read here is not held for the socket's lifetime.)"""
+    try:
+        session = await c.sessions.get(session_id)
+    except Unavailable:
+        return _deny(503, "temporarily unavailable")
+    if session is None:
+        return _deny(404, "unknown session")
+    if claims.role == "viewer" and claims.generation != session.viewer_generation:
+        return _deny(403, "this viewer token was revoked")
+    return None
 
 
 class Connection:
@@ -141,11 +149,9 @@ class Connection:
             async with asyncio.TaskGroup() as tg:
                 sink = self.sink
                 writer = tg.create_task(sink.run()) if isinstance(sink, QueuedSink) else None
-                welcome = await self.c.sessions.join(self.session_id, sender, after)
-                if welcome is None:
+                if not await self._join(after):
                     sender.close(CloseCode.SESSION_DELETED, "session deleted")
                 else:
-                    self._greet(welcome, after)
                     async with self.c.channels.watch(self.session_id, self._on_signal):
                         await self._read()
                     if sender.close_code is None and writer is not None:  # the client left
@@ -173,6 +179,18 @@ class Connection:
             await self.ws.close(code, reason)
         except Exception:  # the socket may be gone already; nothing more to tell it
             pass
+
+    async def _join(self, after: int | None) -> bool:
+        """Join the session and greet the client; ``False`` when the session is gone.
+
+        Nothing of the greeting outlives this call: a snapshot holds the whole
+        transcript, which a socket would otherwise keep for as long as it is open.
+        """
+        welcome = await self.c.sessions.join(self.session_id, self.sender, after)
+        if welcome is None:
+            return False
+        self._greet(welcome, after)
+        return True
 
     def _greet(self, welcome: Welcome, after: int | None) -> None:
         session, joined = welcome.session, welcome.joined

@@ -31,25 +31,60 @@ async def test_a_lone_count_goes_out_at_once_to_all_but_the_socket_that_knows_it
 
 async def test_counts_within_the_interval_are_merged_into_the_latest() -> None:
     """Counts offered while an interval runs are not sent then; at its end only the
-    latest goes out (to every socket: ``skip`` only applies to a count sent at once).
-    Then the flow is idle again: a count after a quiet interval goes out at once."""
-    a, joining = Recorder(), Recorder()
-    flow = PresenceFlow([a, joining], INTERVAL)
+    latest goes out. Then the flow is idle again: a count after a quiet interval goes
+    out at once."""
+    a, b = Recorder(), Recorder()
+    flow = PresenceFlow([a, b], INTERVAL)
     try:
         flow.offer(count(1))
         for n in range(2, 40):
-            flow.offer(count(n), skip=joining)
-        assert a.viewers() == [1]  # nothing more until the interval ends
+            flow.offer(count(n))
+        assert a.viewers() == b.viewers() == [1]  # nothing more until the interval ends
 
         await a.until(lambda: len(a.viewers()) == 2)
-        assert a.viewers() == [1, 39]
-        assert joining.viewers() == [1, 39]
+        assert a.viewers() == b.viewers() == [1, 39]
 
         # The interval that sending 39 started passes with nothing offered: idle again.
         await asyncio.sleep(INTERVAL * 3)  # the property is about time passing
         assert a.viewers() == [1, 39]  # nothing was waiting: nothing sent
         flow.offer(count(38))
         assert a.viewers() == [1, 39, 38]
+    finally:
+        flow.close()
+
+
+async def test_a_socket_that_joined_meanwhile_hears_only_a_count_it_lacks() -> None:
+    """A socket that joined during the interval (its hello gave the count) is not told
+    that count again at the interval's end; one whose count changed after it is."""
+    old, early, late = Recorder(), Recorder(), Recorder()
+    subs = [old]
+    flow = PresenceFlow(subs, INTERVAL)
+    try:
+        flow.offer(count(1))
+        subs.append(early)
+        flow.offer(count(2), skip=early)  # early's hello said 2; a later join changes it
+        subs.append(late)
+        flow.offer(count(3), skip=late)  # late's hello said 3, still the count at the end
+        await old.until(lambda: len(old.viewers()) == 2)
+        assert old.viewers() == [1, 3]
+        assert early.viewers() == [3]
+        assert late.viewers() == []
+    finally:
+        flow.close()
+
+
+async def test_a_count_nobody_was_told_starts_no_interval() -> None:
+    """When the only socket is the one that learned the count from hello (or none is
+    left), nothing is sent and nothing is spaced out: the next count goes at once."""
+    first, second = Recorder(), Recorder()
+    subs = [first]
+    flow = PresenceFlow(subs, INTERVAL)
+    try:
+        flow.offer(count(1), skip=first)  # the session's first socket
+        subs.append(second)
+        flow.offer(count(2), skip=second)
+        assert first.viewers() == [2]  # at once: no interval was running
+        assert second.viewers() == []
     finally:
         flow.close()
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import jsonschema
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from realtime_agent.models import Message
 from realtime_agent.protocol import json_schema
-from tests.helpers import Api, Frame, RunningServer, standin_settings
+from tests.helpers import Api, Frame, RunningServer, poll, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Error, Text, ToolCalls
 
 VALIDATOR = jsonschema.Draft202012Validator(json_schema())
@@ -462,6 +464,33 @@ async def test_presence_counts_every_socket(api: Api) -> None:
     assert await owner.until_type("presence") == {"type": "presence", "viewers": 2}
     await viewer.close()
     assert await owner.until_type("presence") == {"type": "presence", "viewers": 1}
+
+
+async def test_an_open_socket_does_not_keep_its_snapshot(api: Api) -> None:
+    """The greeting is not held while the socket stays open: its snapshot is the whole
+    transcript, which every viewer would otherwise keep a copy of. Once the run has
+    ended and a viewer has its snapshot, no message of the session is alive in the
+    server (one held would be there until the viewer leaves)."""
+    created = await api.create()
+    owner = await api.join(created)
+    await owner.message("hello", "c-1")
+    await owner.until_idle()
+    viewer = await api.join(created, "viewer")
+    snapshot = viewer.frames[1]
+    assert snapshot["type"] == "snapshot" and len(snapshot["messages"]) >= 2
+
+    async def none_alive() -> bool:
+        gc.collect()  # what is left is held, not garbage waiting for a collection
+        return not any(
+            isinstance(o, Message) and o.session_id == created["session_id"]
+            for o in gc.get_objects()
+        )
+
+    try:
+        await poll(none_alive, limit=5)  # the run's last steps may still hold one briefly
+    except TimeoutError:
+        pytest.fail("messages of the session stay alive in the server after the greeting")
+    assert (await api.join(created, "viewer")).frames[0]["type"] == "hello"  # still served
 
 
 async def test_transcript_and_seq_survive_a_restart(server: RunningServer, api: Api) -> None:

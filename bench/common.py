@@ -678,6 +678,24 @@ class Room:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+async def fill_transcript(owner_url: str, messages: int, chars: int = 0) -> None:
+    """Give a session about ``messages`` transcript entries: ``messages // 2`` user
+    messages of ``chars`` extra characters each, sent over its owner socket one turn
+    at a time (the model's answers are the other half)."""
+    from websockets.asyncio.client import connect
+
+    async with connect(owner_url, compression=None, max_size=None) as ws:
+        await ws.recv()  # hello
+        await ws.recv()  # snapshot
+        for j in range(messages // 2):
+            frame = {"type": "message", "content": f"m{j} " + "x" * chars, "client_id": f"c{j}"}
+            await ws.send(orjson.dumps(frame).decode())
+            while True:
+                data = orjson.loads(await ws.recv())
+                if data.get("type") == "status" and data["status"] == "completed":
+                    break
+
+
 async def create_rooms(dep: Deployment, count: int, concurrency: int = 20) -> list[Room]:
     if dep.impl != "ours":
         rooms = []

@@ -177,7 +177,7 @@ def targets(
         for r in fan + many
         if r["impl"] == "ours"
     )
-    sock10k = pick(sock, impl="ours", sockets=10000, per_session=5)
+    sock10k = pick(sock, impl="ours", sockets=10000, per_session=5, messages=0)
     checks: list[tuple[str, str, float | int | None, str, bool | None]] = []
 
     def add(
@@ -493,16 +493,18 @@ def build() -> str:
     if sock:
         parts.append("\n### Idle sockets (one server process)\n")
         body = []
-        for each, level in sorted({(r.get("per_session", 5), r["sockets"]) for r in sock}):
-            o = pick(sock, impl="ours", sockets=level, per_session=each)
-            p = pick(sock, impl="peer", sockets=level, per_session=each)
-            b = pick(sock, impl="baseline", sockets=level, per_session=each)
+        shapes = {(r.get("messages", 0), r.get("per_session", 5), r["sockets"]) for r in sock}
+        for kept, each, level in sorted(shapes):
+            o = pick(sock, impl="ours", sockets=level, per_session=each, messages=kept)
+            p = pick(sock, impl="peer", sockets=level, per_session=each, messages=kept)
+            b = pick(sock, impl="baseline", sockets=level, per_session=each, messages=kept)
             if o is None:
                 continue
             body.append(
                 [
                     f(level),
                     f(each),
+                    f"{f(kept)} ({f(o.get('chars', 0))} chars)" if kept else "none",
                     f(o["kb_per_socket"]),
                     f(p and p["kb_per_socket"]),
                     f(b and b["kb_per_socket"]),
@@ -523,6 +525,7 @@ def build() -> str:
                 [
                     "sockets",
                     "per session",
+                    "transcript (messages)",
                     "**KB/socket**",
                     "peer KB",
                     "base KB",

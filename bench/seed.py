@@ -26,6 +26,7 @@ from .common import (
     Http,
     add_list_arg,
     collect,
+    fill_transcript,
     log,
     over_deployments,
     percentiles,
@@ -54,27 +55,9 @@ async def measure(dep: Any, requests: int, connects: int, messages: int) -> list
             created.append(body)
             if i >= WARM:
                 create_ms.append((t1 - t0) / 1e6)
-        if messages:
-            # give every session a transcript: messages sent over its owner socket
-            for body in created:
-                async with connect(
-                    body["ws_url"].replace("localhost", "127.0.0.1")
-                    + "?token="
-                    + body["owner_token"],
-                    compression=None,
-                ) as ws:
-                    await ws.recv()
-                    await ws.recv()
-                    for j in range(messages // 2):
-                        await ws.send(
-                            orjson.dumps(
-                                {"type": "message", "content": f"m{j}", "client_id": f"c{j}"}
-                            ).decode()
-                        )
-                        while True:
-                            data = orjson.loads(await ws.recv())
-                            if data.get("type") == "status" and data["status"] == "completed":
-                                break
+        for body in created if messages else ():  # every session gets a transcript
+            url = body["ws_url"].replace("localhost", "127.0.0.1")
+            await fill_transcript(f"{url}?token={body['owner_token']}", messages)
         load_ms = []
         for i, body in enumerate(created):
             headers = {"Authorization": f"Bearer {body['owner_token']}"}

@@ -1,7 +1,7 @@
 """Sockets: memory per idle socket and connect rate, up to 10,000 sockets on one process.
 
     python -m bench.sockets [--levels 2000,10000] [--per-session 5] [--client-procs 4]
-                            [--impl ours,peer,baseline]
+                            [--messages 0] [--chars 0] [--impl ours,peer,baseline]
 
 One server process per implementation (its open-file limit raised with
 ``resource.setrlimit`` before it starts, like the client processes'). First
@@ -12,7 +12,11 @@ after warm-up) / sockets added. Connect rate = sockets added / wall time,
 with 64 handshakes in flight per client process. Sockets are viewers of
 sessions (rooms) of ``--per-session`` sockets each. After the last level the
 sockets stay idle for ``--hold`` seconds and are counted: any closed by the
-server is reported as dropped. Rows go to bench/results/sockets.json.
+server is reported as dropped. ``--messages N`` first gives each of our
+sessions a transcript of about N entries (user messages of ``--chars`` extra
+characters, and the model's answers), so that memory per socket shows what a
+viewer of a session with a history holds (the peer and the baseline have no
+transcript). Rows go to bench/results/sockets.json.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from .common import (
     add_list_arg,
     collect,
     create_rooms,
+    fill_transcript,
     log,
     over_deployments,
     parse_list,
@@ -37,15 +42,18 @@ from .common import (
 )
 from .streaming import KIND, compare, merge_results
 
-KEY = ("scenario", "impl", "mode", "per_session", "sockets")
+KEY = ("scenario", "impl", "mode", "per_session", "messages", "sockets")
 WARM = 100
 
 
-async def measure(
-    dep: Any, levels: list[int], per_session: int, client_procs: int, hold: float, settle: float
-) -> list[dict[str, Any]]:
+async def measure(dep: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    levels, per_session, client_procs = args.levels, args.per_session, args.client_procs
+    hold, settle = args.hold, args.settle
     total = max(levels)
     rooms = await create_rooms(dep, (total + per_session - 1) // per_session)
+    if args.messages and dep.impl == "ours":
+        for room in rooms:
+            await fill_transcript(room.owner_urls[0], args.messages, args.chars)
     kind = KIND[dep.impl]
     specs = []
     for i in range(total):
@@ -79,6 +87,8 @@ async def measure(
             row = {
                 "sockets": level,
                 "per_session": per_session,
+                "messages": args.messages,
+                "chars": args.chars,
                 "added": len(batch),
                 "connect_failed": conn["failed"],
                 "failures": conn["failures"],
@@ -111,9 +121,7 @@ async def measure(
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     async def one(impl: str, mode: str, dep: Deployment) -> list[dict[str, Any]]:
         log(f"sockets {impl}: levels {args.levels}")
-        return await measure(
-            dep, args.levels, args.per_session, args.client_procs, args.hold, args.settle
-        )
+        return await measure(dep, args)
 
     return await over_deployments("sockets", [(impl, "embedded") for impl in args.impl], one)
 
@@ -122,6 +130,8 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=parse_list, default=[2000, 10000])
     parser.add_argument("--per-session", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=0, help="transcript entries per session")
+    parser.add_argument("--chars", type=int, default=0, help="extra characters per user message")
     parser.add_argument("--client-procs", type=int, default=4)
     parser.add_argument("--hold", type=float, default=2.0)
     parser.add_argument("--settle", type=float, default=0.5)

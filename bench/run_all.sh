@@ -20,6 +20,8 @@ $py -m bench.seed
 $py -m bench.sockets
 # a crowd: every socket a viewer of one session (presence merged, channels/presence.py)
 $py -m bench.sockets --levels 2000 --per-session 2000
+# viewers of one session with a 50-entry transcript (what a socket keeps after its snapshot)
+$py -m bench.sockets --levels 400 --per-session 400 --messages 50 --chars 1000 --impl ours
 $py -m bench.transcript
 $py -m bench.sdk
 $py -m bench.emit

@@ -688,7 +688,8 @@ async def fill_transcript(owner_url: str, messages: int, chars: int = 0) -> None
         await ws.recv()  # hello
         await ws.recv()  # snapshot
         for j in range(messages // 2):
-            frame = {"type": "message", "content": f"m{j} " + "x" * chars, "client_id": f"c{j}"}
+            content = f"m{j}" + (" " + "x" * chars if chars else "")
+            frame = {"type": "message", "content": content, "client_id": f"c{j}"}
             await ws.send(orjson.dumps(frame).decode())
             while True:
                 data = orjson.loads(await ws.recv())

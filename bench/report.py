@@ -62,9 +62,13 @@ def table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+#: What a row written before a field existed measured.
+DEFAULTS: dict[str, Any] = {"client": "websockets", "per_session": 5, "messages": 0, "chars": 0}
+
+
 def pick(rows: list[dict[str, Any]], **kw: Any) -> dict[str, Any] | None:
     for r in rows:
-        if all(r.get(k, "websockets" if k == "client" else None) == v for k, v in kw.items()):
+        if all(r.get(k, DEFAULTS.get(k)) == v for k, v in kw.items()):
             return r
     return None
 
@@ -493,18 +497,21 @@ def build() -> str:
     if sock:
         parts.append("\n### Idle sockets (one server process)\n")
         body = []
-        shapes = {(r.get("messages", 0), r.get("per_session", 5), r["sockets"]) for r in sock}
-        for kept, each, level in sorted(shapes):
-            o = pick(sock, impl="ours", sockets=level, per_session=each, messages=kept)
-            p = pick(sock, impl="peer", sockets=level, per_session=each, messages=kept)
-            b = pick(sock, impl="baseline", sockets=level, per_session=each, messages=kept)
+        shape = ("messages", "chars", "per_session", "sockets")
+        for kept, chars, each, level in sorted(
+            {tuple(r.get(k, DEFAULTS.get(k)) for k in shape) for r in sock}
+        ):
+            o = pick(sock, impl="ours", sockets=level, per_session=each, messages=kept, chars=chars)
+            # the peer and the baseline have no transcript: theirs is the row without one
+            p = pick(sock, impl="peer", sockets=level, per_session=each, messages=0)
+            b = pick(sock, impl="baseline", sockets=level, per_session=each, messages=0)
             if o is None:
                 continue
             body.append(
                 [
                     f(level),
                     f(each),
-                    f"{f(kept)} ({f(o.get('chars', 0))} chars)" if kept else "none",
+                    f"{f(kept)} ({f(chars)} chars)" if kept else "none",
                     f(o["kb_per_socket"]),
                     f(p and p["kb_per_socket"]),
                     f(b and b["kb_per_socket"]),

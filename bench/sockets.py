@@ -42,7 +42,7 @@ from .common import (
 )
 from .streaming import KIND, compare, merge_results
 
-KEY = ("scenario", "impl", "mode", "per_session", "messages", "sockets")
+KEY = ("scenario", "impl", "mode", "per_session", "messages", "chars", "sockets")
 WARM = 100
 
 
@@ -87,8 +87,9 @@ async def measure(dep: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
             row = {
                 "sockets": level,
                 "per_session": per_session,
-                "messages": args.messages,
-                "chars": args.chars,
+                # only our sessions get a transcript
+                "messages": args.messages if dep.impl == "ours" else 0,
+                "chars": args.chars if dep.impl == "ours" else 0,
                 "added": len(batch),
                 "connect_failed": conn["failed"],
                 "failures": conn["failures"],

@@ -69,6 +69,8 @@ class PresenceFlow:
             sub.deliver(event)
         if subs:  # nobody told, nothing to space out: the next count goes at once too
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._end)
+            if skip is not None:  # it knows this count until a later one reaches it
+                self._informed.append((skip, event.text))
 
     def _end(self) -> None:
         # Without a merged count waiting the flow is idle again: the next goes out at once.

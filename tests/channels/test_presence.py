@@ -73,6 +73,25 @@ async def test_a_socket_that_joined_meanwhile_hears_only_a_count_it_lacks() -> N
         flow.close()
 
 
+async def test_the_socket_whose_join_started_the_interval_keeps_its_count() -> None:
+    """A join told at once to the others starts the interval; if the count is back
+    to that join's by the interval's end, its socket is not told it again."""
+    old, joined, passing = Recorder(), Recorder(), Recorder()
+    subs = [old, joined]
+    flow = PresenceFlow(subs, INTERVAL)
+    try:
+        flow.offer(count(2), skip=joined)  # sent at once to `old`: the interval starts
+        subs.append(passing)
+        flow.offer(count(3), skip=passing)
+        subs.remove(passing)
+        flow.offer(count(2))  # back to the count `joined` learned from its hello
+        await old.until(lambda: len(old.viewers()) == 2)
+        assert old.viewers() == [2, 2]  # a repeat is possible for the others
+        assert joined.viewers() == []
+    finally:
+        flow.close()
+
+
 async def test_a_count_nobody_was_told_starts_no_interval() -> None:
     """When the only socket is the one that learned the count from hello (or none is
     left), nothing is sent and nothing is spaced out: the next count goes at once."""

@@ -149,6 +149,8 @@ def test_every_bad_frame_gets_a_documented_error(
             answer = orjson.loads(conn.recv(timeout=10))
             if answer.get("type") == "pong" and answer.get("id") == "end":
                 break
+            if answer.get("type") == "presence":  # the previous example's socket leaving
+                continue
             answers.append(answer)
     assert len(answers) == len(bad)
     for answer in answers:

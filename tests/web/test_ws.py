@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from realtime_agent.models import Message
+from realtime_agent.models import Message, Session
 from realtime_agent.protocol import json_schema
 from tests.helpers import Api, Frame, RunningServer, poll, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Error, Text, ToolCalls
@@ -469,8 +469,9 @@ async def test_presence_counts_every_socket(api: Api) -> None:
 async def test_an_open_socket_does_not_keep_its_snapshot(api: Api) -> None:
     """The greeting is not held while the socket stays open: its snapshot is the whole
     transcript, which every viewer would otherwise keep a copy of. Once the run has
-    ended and a viewer has its snapshot, no message of the session is alive in the
-    server (one held would be there until the viewer leaves)."""
+    ended and a viewer has its snapshot, no message of the session, nor the session
+    as read for the greeting or the handshake, is alive in the server (one held
+    would be there until the sockets leave)."""
     created = await api.create()
     owner = await api.join(created)
     await owner.message("hello", "c-1")
@@ -479,17 +480,20 @@ async def test_an_open_socket_does_not_keep_its_snapshot(api: Api) -> None:
     snapshot = viewer.frames[1]
     assert snapshot["type"] == "snapshot" and len(snapshot["messages"]) >= 2
 
+    sid = created["session_id"]
+
     async def none_alive() -> bool:
         gc.collect()  # what is left is held, not garbage waiting for a collection
         return not any(
-            isinstance(o, Message) and o.session_id == created["session_id"]
+            (isinstance(o, Message) and o.session_id == sid)
+            or (isinstance(o, Session) and o.id == sid)
             for o in gc.get_objects()
         )
 
     try:
         await poll(none_alive, limit=5)  # the run's last steps may still hold one briefly
     except TimeoutError:
-        pytest.fail("messages of the session stay alive in the server after the greeting")
+        pytest.fail("the session or its messages stay alive in the server after the greeting")
     assert (await api.join(created, "viewer")).frames[0]["type"] == "hello"  # still served
 
 

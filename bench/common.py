@@ -338,14 +338,19 @@ class Http:
             self._writer = None
 
 
+async def get_once(host: str, port: int, path: str) -> tuple[int, Any]:
+    """One ``GET`` on a connection of its own, closed afterwards: (status, JSON body)."""
+    http = Http(host, port)
+    try:
+        return await http.request("GET", path)
+    finally:
+        await http.close()
+
+
 async def standin_stats(url: str) -> dict[str, Any]:
     """How late the stand-in at ``url`` wrote its paced chunks since the last call."""
     parts = urllib.parse.urlsplit(url)
-    http = Http(parts.hostname or "127.0.0.1", parts.port or 80)
-    try:
-        _, stats = await http.request("GET", "/stats")
-    finally:
-        await http.close()
+    _, stats = await get_once(parts.hostname or "127.0.0.1", parts.port or 80, "/stats")
     return stats if isinstance(stats, dict) else {}
 
 
@@ -356,11 +361,7 @@ async def server_gc(dep: Deployment) -> list[dict[str, Any]]:
         return []
     found = []
     for port in dep.ports:
-        http = Http("127.0.0.1", port)
-        try:
-            status, body = await http.request("GET", "/healthz")
-        finally:
-            await http.close()
+        status, body = await get_once("127.0.0.1", port, "/healthz")
         gc = body.get("gc") if status == 200 and isinstance(body, dict) else None
         found.append(gc if isinstance(gc, dict) else {})
     return found
@@ -387,15 +388,11 @@ async def wait_http_ok(port: int, path: str, proc: subprocess.Popen[bytes], logf
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited ({proc.returncode}):\n{tail(logfile)}")
-        http = Http("127.0.0.1", port)
         try:
-            status, _ = await http.request("GET", path)
-            if status == 200:
+            if (await get_once("127.0.0.1", port, path))[0] == 200:
                 return
         except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
             pass
-        finally:
-            await http.close()
         await asyncio.sleep(0.1)
     raise RuntimeError(f"not ready after {START_TIMEOUT}s:\n{tail(logfile)}")
 

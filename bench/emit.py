@@ -24,14 +24,13 @@ from typing import Any
 from .common import (
     REDIS_URL,
     clear_redis_prefix,
-    collect,
     emit_json,
     log,
     parse_list,
     percentiles,
     print_table,
 )
-from .streaming import merge_results
+from .streaming import run_scenario
 
 KEY = ("scenario", "sessions")
 
@@ -108,9 +107,7 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emits", type=int, default=6000)
     parser.add_argument("--sessions", type=parse_list, default=[1, 10, 50])
-    args = parser.parse_args()
-    rows = collect(main, args)
-    merge_results("emit", rows, KEY, {})
+    rows = run_scenario("emit", parser.parse_args(), main, KEY)
     print_table(
         rows,
         [

@@ -26,7 +26,6 @@ from .common import (
     Deployment,
     add_list_arg,
     add_stream_args,
-    collect,
     create_rooms,
     log,
     over_deployments,
@@ -34,7 +33,7 @@ from .common import (
     print_table,
     stream_options,
 )
-from .streaming import compare, measure_stream, merge_results, warm_up
+from .streaming import compare, measure_stream, run_scenario, warm_up
 
 KEY = ("scenario", "impl", "mode", "viewers", "rate", "client")
 
@@ -149,8 +148,7 @@ def cli() -> None:
     )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
-    rows = collect(main, args)
-    merge_results("fanout", rows, KEY, {})
+    rows = run_scenario("fanout", args, main, KEY)
     report(rows)
     if not args.no_plot:
         from .plot import plot_fanout

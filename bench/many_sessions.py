@@ -19,14 +19,13 @@ from .common import (
     Deployment,
     add_list_arg,
     add_stream_args,
-    collect,
     create_rooms,
     log,
     over_deployments,
     print_table,
     stream_options,
 )
-from .streaming import compare, measure_stream, merge_results, warm_up
+from .streaming import compare, measure_stream, run_scenario, warm_up
 
 KEY = ("scenario", "impl", "mode", "sessions", "viewers", "rate", "client")
 
@@ -103,9 +102,7 @@ def cli() -> None:
         timeout_help="seconds past the stream's length to wait for the last frame "
         "(a server that falls behind reports the chunks still missing)",
     )
-    args = parser.parse_args()
-    rows = collect(main, args)
-    merge_results("many_sessions", rows, KEY, {})
+    rows = run_scenario("many_sessions", parser.parse_args(), main, KEY)
     report(rows)
 
 

@@ -30,14 +30,13 @@ from typing import Any
 
 from .common import (
     add_list_arg,
-    collect,
     log,
     parse_list,
     percentiles,
     print_table,
     standin_model,
 )
-from .streaming import merge_results
+from .streaming import run_scenario
 
 KEY = ("scenario", "transport", "rate", "reader")
 
@@ -126,11 +125,9 @@ def cli() -> None:
     parser.add_argument("--calls", type=int, default=200)
     add_list_arg(parser, "--transport", ["aiohttp", "httpx"])
     add_list_arg(parser, "--reader", ["provider", "models"])
-    args = parser.parse_args()
-    rows = collect(main, args)
+    rows = run_scenario("sdk", parser.parse_args(), main, KEY)
     for row in rows:
         print(json.dumps(row), flush=True)
-    merge_results("sdk", rows, KEY, {})
     print_table(
         rows,
         [

@@ -25,14 +25,13 @@ from .common import (
     Deployment,
     Http,
     add_list_arg,
-    collect,
     fill_transcript,
     log,
     over_deployments,
     percentiles,
     print_table,
 )
-from .streaming import merge_results
+from .streaming import run_scenario
 
 KEY = ("scenario", "impl", "mode", "what")
 WARM = 20
@@ -120,9 +119,7 @@ def cli() -> None:
         help="messages in each session's transcript before loading it",
     )
     add_list_arg(parser, "--mode", ["embedded", "distributed"])
-    args = parser.parse_args()
-    rows = collect(main, args)
-    merge_results("seed", rows, KEY, {})
+    rows = run_scenario("seed", parser.parse_args(), main, KEY)
     print_table(
         rows,
         [

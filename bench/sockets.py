@@ -29,7 +29,6 @@ from .clients import Clients, split_round_robin
 from .common import (
     Deployment,
     add_list_arg,
-    collect,
     create_rooms,
     fill_transcript,
     log,
@@ -40,7 +39,7 @@ from .common import (
     proc_cpu_seconds,
     proc_rss_bytes,
 )
-from .streaming import KIND, compare, merge_results
+from .streaming import KIND, compare, run_scenario
 
 KEY = ("scenario", "impl", "mode", "per_session", "messages", "chars", "sockets")
 WARM = 100
@@ -137,9 +136,7 @@ def cli() -> None:
     parser.add_argument("--hold", type=float, default=2.0)
     parser.add_argument("--settle", type=float, default=0.5)
     add_list_arg(parser, "--impl", ["ours", "peer", "baseline"])
-    args = parser.parse_args()
-    rows = collect(main, args)
-    merge_results("sockets", rows, KEY, {})
+    rows = run_scenario("sockets", parser.parse_args(), main, KEY)
     table = compare(
         rows,
         ("sockets",),

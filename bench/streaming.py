@@ -6,6 +6,7 @@ scenario (200 rooms of 1 owner + 4 viewers).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import time
@@ -18,6 +19,7 @@ from .common import (
     RESULTS_DIR,
     Deployment,
     Room,
+    collect,
     gc_during,
     log,
     machine,
@@ -180,6 +182,19 @@ def _split(ran: float, user_ticks: float, sys_ticks: float) -> tuple[float, floa
     ticks = user_ticks + sys_ticks
     user = ran * user_ticks / ticks if ticks else ran
     return user, ran - user
+
+
+def run_scenario(
+    name: str,
+    args: argparse.Namespace,
+    main: Callable[[argparse.Namespace], Awaitable[list[dict[str, Any]]]],
+    key: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """A scenario's command: run ``main(args)`` and merge the rows into
+    ``bench/results/<name>.json``; the rows, for the scenario's own table."""
+    rows = collect(main, args)
+    merge_results(name, rows, key, {})
+    return rows
 
 
 def merge_results(

@@ -28,7 +28,6 @@ from .common import (
     NO_RATE_LIMIT,
     Deployment,
     add_list_arg,
-    collect,
     cpu_of,
     create_rooms,
     log,
@@ -37,7 +36,7 @@ from .common import (
     print_table,
     start_content,
 )
-from .streaming import merge_results
+from .streaming import run_scenario
 
 KEY = ("scenario", "impl", "mode", "sessions", "on_busy", "stream_rate")
 LIFT = {**NO_RATE_LIMIT, "RA_MAX_QUEUED_MESSAGES": "1000000"}
@@ -115,9 +114,7 @@ def cli() -> None:
     parser.add_argument("--on-busy", default="steer", choices=["steer", "queue"])
     parser.add_argument("--client-procs", type=int, default=2)
     add_list_arg(parser, "--mode", ["embedded", "distributed"])
-    args = parser.parse_args()
-    rows = collect(main, args)
-    merge_results("transcript", rows, KEY, {})
+    rows = run_scenario("transcript", parser.parse_args(), main, KEY)
     print_table(
         rows,
         [

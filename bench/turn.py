@@ -41,7 +41,6 @@ from .common import (
     REDIS_URL,
     Deployment,
     add_list_arg,
-    collect,
     create_rooms,
     log,
     over_deployments,
@@ -49,7 +48,7 @@ from .common import (
     print_table,
     start_content,
 )
-from .streaming import merge_results
+from .streaming import run_scenario
 
 FINAL = {"completed", "completed_with_errors", "error", "interrupted"}
 KEY = ("scenario", "impl", "mode", "gap_s")
@@ -237,9 +236,7 @@ def cli() -> None:
         help="seconds between turns; 0 sends the next message as soon as a turn ends",
     )
     add_list_arg(parser, "--mode", ["embedded", "distributed"])
-    args = parser.parse_args()
-    rows = collect(main, args)
-    merge_results("turn", rows, KEY, {})
+    rows = run_scenario("turn", parser.parse_args(), main, KEY)
     print_table(
         rows,
         [

@@ -123,7 +123,6 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with AsyncExitStack() as stack:
-            gc_watch = stack.enter_context(GcWatch())
             store: Store = await stack.enter_async_context(open_store(settings.database_url))
             channels: ChannelLayer
             if settings.redis_url is None:
@@ -204,6 +203,11 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
                     max_runs=settings.max_concurrent_runs,
                 )
             )
+            if freeze_heap:
+                log.info("start-up heap frozen: %d objects", freeze_startup_heap())
+            # Timed from here: the collections of start-up (the freeze's own) are not
+            # pauses of the serving process.
+            gc_watch = stack.enter_context(GcWatch())
             components = Components(
                 settings,
                 _signer(settings),
@@ -216,8 +220,6 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             )
             # The SIGTERM handler of `realtime-agent serve` runs this before uvicorn stops.
             app.state.graceful_shutdown = functools.partial(graceful_shutdown, components)
-            if freeze_heap:
-                log.info("start-up heap frozen: %d objects", freeze_startup_heap())
             yield {"components": components}
 
     routes = [

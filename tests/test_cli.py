@@ -290,12 +290,14 @@ async def test_serve_holds_a_demo_conversation(served: Served, tmp_path: Path) -
 
 async def test_serve_leaves_its_start_up_heap_out_of_garbage_collections(served: Served) -> None:
     """The served process froze the objects alive after start-up (gc.freeze), and
-    /healthz shows it with the full collections since; one that sockets trigger later
-    walks only what came after."""
+    /healthz shows it with the full collections since it serves; one that sockets
+    trigger later walks only what came after."""
     async with httpx.AsyncClient(base_url=served.base_url, timeout=TIMEOUT) as http:
         health = (await http.get("/healthz")).json()
     assert health["gc"]["frozen_objects"] > 10_000, health  # modules, classes, SDK models
-    assert health["gc"]["full_collections"] >= 1  # at least the one before the freeze
+    # counted once serving: the start-up collections (the freeze's own, about 100 ms)
+    # are not pauses an operator should see as the server's
+    assert health["gc"]["full_collections"] == 0, health
     assert "start-up heap frozen" in served.log
 
 

@@ -203,11 +203,12 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
                     max_runs=settings.max_concurrent_runs,
                 )
             )
-            if freeze_heap:
-                log.info("start-up heap frozen: %d objects", freeze_startup_heap())
+            frozen = freeze_startup_heap() if freeze_heap else 0
+            if frozen:
+                log.info("start-up heap frozen: %d objects", frozen)
             # Timed from here: the collections of start-up (the freeze's own) are not
             # pauses of the serving process.
-            gc_watch = stack.enter_context(GcWatch())
+            gc_watch = stack.enter_context(GcWatch(frozen))
             components = Components(
                 settings,
                 _signer(settings),

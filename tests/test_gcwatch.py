@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from realtime_agent.gcwatch import GcWatch, freeze_startup_heap
 
 
@@ -34,9 +36,22 @@ def test_freezing_leaves_the_live_objects_out_and_says_how_many() -> None:
     try:
         frozen = freeze_startup_heap()
         assert frozen == gc.get_freeze_count() > 10_000
-        with GcWatch() as watch:
+        with GcWatch(frozen) as watch:
             gc.collect()
             assert watch.report()["frozen_objects"] == frozen
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
+
+
+def test_the_report_does_not_walk_the_frozen_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``gc.get_freeze_count()`` walks the whole frozen list (about 1.2 ms with the
+    event loop stopped, for the 240,000 objects a served process freezes): the
+    report, which every ``/healthz`` asks for, gives the count it was told."""
+
+    def walks(*args: object) -> int:
+        raise AssertionError("report() walked the frozen list")
+
+    monkeypatch.setattr(gc, "get_freeze_count", walks)
+    with GcWatch(240_000) as watch:
+        assert watch.report()["frozen_objects"] == 240_000

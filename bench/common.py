@@ -558,7 +558,7 @@ async def clear_redis_prefix(prefix: str) -> int:
 class Deployment:
     """Server processes of one implementation, ready to take clients."""
 
-    impl: str  # "ours" | "peer" | "baseline"
+    impl: str  # "ours" | "peer" | "baseline" | "floor"
     mode: str  # "embedded" | "distributed"
     procs: list[Proc]
     secret: str = ""
@@ -592,6 +592,9 @@ async def deploy(
     - peer: python-socketio with AsyncRedisManager (one process embedded, two
       distributed), on a fresh Redis channel.
     - baseline: the bare Starlette loop, one process (it cannot span processes).
+    - floor: the same loop writing each chunk's frame straight to the transports
+      (``bare_server --direct``), one process: the least CPU a Python server can
+      deliver a chunk with.
     """
     n = processes or (2 if mode == "distributed" else 1)
     tmp = Path(tempfile.mkdtemp(prefix=f"ra-bench-{impl}-", dir=logdir))
@@ -638,11 +641,12 @@ async def deploy(
                 procs.append(
                     Proc(f"peer-{mode}-{i}", argv, env, port, "/healthz", logdir, REPO_DIR)
                 )
-        elif impl == "baseline":
+        elif impl in ("baseline", "floor"):
             env = clean_env(ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=standin_url)
             port = free_port()
             argv = [sys.executable, "-m", "bench.peers.bare_server", "--port", str(port)]
-            procs.append(Proc("baseline-0", argv, env, port, "/healthz", logdir, REPO_DIR))
+            argv += ["--direct"] if impl == "floor" else []
+            procs.append(Proc(f"{impl}-0", argv, env, port, "/healthz", logdir, REPO_DIR))
         else:
             raise ValueError(impl)
         for p in procs:  # one at a time: each migrates (PostgreSQL) before the next starts
@@ -667,7 +671,7 @@ async def deploy(
 
 @dataclass
 class Room:
-    """One session (ours) or room (peer, baseline): how its sockets connect."""
+    """One session (ours) or room (peer, baseline, floor): how its sockets connect."""
 
     key: str
     owner_urls: list[str]  # one per server process
@@ -759,12 +763,12 @@ async def over_deployments(
     """Start the stand-in model, then deploy each ``(impl, mode)`` in turn (each
     stopped before the next) and ``measure`` it; every row it returns is tagged
     with the scenario, impl and mode and printed as a JSON line. The baseline
-    has one process only, so it is skipped in distributed mode."""
+    and the floor have one process only, so they are skipped in distributed mode."""
     rows: Rows = []
     logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
     async with standin_model(logdir) as model_url:
         for impl, mode in pairs:
-            if impl == "baseline" and mode == "distributed":
+            if impl in ("baseline", "floor") and mode == "distributed":
                 continue
             async with deploy(impl, mode, model_url, logdir, extra_env=extra_env) as dep:
                 for row in await measure(impl, mode, dep):
@@ -793,9 +797,15 @@ def add_list_arg(parser: argparse.ArgumentParser, name: str, default: list[str])
     parser.add_argument(name, type=lambda s: parse_list(s, str), default=default)
 
 
-def add_stream_args(parser: argparse.ArgumentParser, *, timeout: float, timeout_help: str) -> None:
+def add_stream_args(
+    parser: argparse.ArgumentParser,
+    *,
+    timeout: float,
+    timeout_help: str,
+    impls: tuple[str, ...] = ("ours", "peer", "baseline"),
+) -> None:
     """The options of the streaming scenarios (fan-out, many sessions)."""
-    add_list_arg(parser, "--impl", ["ours", "peer", "baseline"])
+    add_list_arg(parser, "--impl", list(impls))
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument(
         "--quiet",

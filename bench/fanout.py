@@ -1,7 +1,7 @@
 """Fan-out: one session, the model streaming, N viewers receiving.
 
     python -m bench.fanout [--viewers 10,100] [--rate 100,1000] [--mode embedded,distributed]
-                           [--impl ours,peer,baseline] [--seconds 2] [--client-procs 2]
+                           [--impl ours,peer,baseline,floor] [--seconds 2] [--client-procs 2]
 
 For every mode, implementation, rate and viewer count: a fresh session (or
 room) with one owner and N viewers (spread over both server processes in
@@ -121,6 +121,8 @@ def report(rows: list[dict[str, Any]]) -> None:
             ("cpu_us_per_chunk:baseline", "base"),
             ("cpu_us_per_chunk:peer/ours", "peer/ours"),
             ("cpu_us_per_chunk:baseline/ours", "base/ours"),
+            ("cpu_us_per_chunk:floor", "floor"),
+            ("cpu_us_per_chunk:floor/ours", "floor/ours"),
             ("client_cpu:ours", "client us/chunk"),
             ("dropped:ours", "dropped"),
         ],
@@ -138,6 +140,7 @@ def cli() -> None:
         parser,
         timeout=60.0,
         timeout_help="seconds past the stream's length to wait for the last frame",
+        impls=("ours", "peer", "baseline", "floor"),
     )
     parser.add_argument(
         "--repeat",

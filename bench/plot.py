@@ -2,8 +2,9 @@
 
     python -m bench.plot            # bench/results/fanout.json -> bench/results/fanout.png
 
-One column per chunk rate; ours, the python-socketio peer and the bare
-baseline side by side (solid: one process; dashed: two processes on Redis).
+One column per chunk rate; ours, the python-socketio peer, the bare
+baseline and the floor (frames written straight to the transports) side by
+side (solid: one process; dashed: two processes on Redis; dotted: the floor).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ STYLE = {
         "s",
     ),
     ("baseline", "embedded"): ("bare Starlette send_text loop, 1 process", "#7f7f7f", "-", "^"),
+    ("floor", "embedded"): (
+        "floor: frames straight to the transports, 1 process",
+        "#2ca02c",
+        ":",
+        "v",
+    ),
 }
 TARGETS = {  # (metric, rate) -> [(value, label)]
     ("p99_ms", 100.0): [

@@ -12,7 +12,7 @@ $py -m bench.fanout --viewers 10,100,1000 --rate 100 --mode distributed --no-plo
 $py -m bench.fanout --viewers 100 --rate 100,1000 --mode embedded,distributed --repeat 3 --no-plot
 # the lean client, to see what the websockets client's CPU costs the measurement
 $py -m bench.fanout --viewers 100 --rate 100,1000 --client raw --no-plot
-$py -m bench.fanout --viewers 1000 --rate 100 --client raw --impl ours,baseline
+$py -m bench.fanout --viewers 1000 --rate 100 --client raw --impl ours,baseline,floor
 $py -m bench.many_sessions --mode embedded,distributed
 $py -m bench.turn
 $py -m bench.turn --gap 0

@@ -34,7 +34,7 @@ from .common import (
     wait_quiet,
 )
 
-KIND = {"ours": "ra", "peer": "sio", "baseline": "bare"}
+KIND = {"ours": "ra", "peer": "sio", "baseline": "bare", "floor": "bare"}
 
 
 def socket_specs(
@@ -234,7 +234,8 @@ def merge_results(
 def compare(
     rows: list[dict[str, Any]], key: tuple[str, ...], metrics: list[str]
 ) -> list[dict[str, Any]]:
-    """One row per key: ours, peer, baseline side by side, with peer/ours and baseline/ours."""
+    """One row per key: ours, peer, baseline and floor side by side, with peer/ours,
+    baseline/ours and floor/ours."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in rows:
         k = tuple(r.get(f) for f in key)
@@ -245,7 +246,7 @@ def compare(
     for row in out.values():
         for m in metrics:
             ours = row.get(f"{m}:ours")
-            for other in ("peer", "baseline"):
+            for other in ("peer", "baseline", "floor"):
                 theirs = row.get(f"{m}:{other}")
                 if ours and theirs and ours == ours and theirs == theirs and ours > 0:
                     row[f"{m}:{other}/ours"] = theirs / ours

@@ -107,8 +107,13 @@ async def graceful_shutdown(c: Components, hurry: asyncio.Event) -> None:
     await c.sessions.stop_runs()
     c.channels.close_local(CloseCode.GOING_AWAY, "server shutting down; resume with after")
     # The writers send their close frames.
-    if not await wait_unless(c.sockets.none_open.wait(), hurry, 5) and not hurry.is_set():
-        log.warning("some sockets did not close in time")
+    ended = await wait_unless(c.sockets.none_open.wait(), hurry, 5)
+    if ended != "done":
+        left = sum(c.sockets.sessions.values())
+        if ended == "hurried":
+            log.warning("a second signal: not waiting for the sockets still open (%d)", left)
+        else:
+            log.warning("some sockets did not close in time (%d still open)", left)
 
 
 def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> Starlette:

@@ -98,7 +98,7 @@ class SessionService:
         if not running:
             return
         # Cancelling asyncio.wait leaves the runs be.
-        if not await wait_unless(asyncio.wait(running), hurry, grace) and hurry.is_set():
+        if await wait_unless(asyncio.wait(running), hurry, grace) == "hurried":
             log.warning("a second signal: the runs still going are interrupted now")
 
     async def stop_runs(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -147,3 +148,64 @@ async def test_a_message_during_shutdown_is_kept_for_the_next_start(
             assert contents == ["one", "two", "first reply", "second reply"]  # arrival order
     finally:
         await proc.stop()
+
+
+async def test_a_signal_while_uvicorn_waits_for_an_open_request_stops_it_at_once(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    """Past the app's graceful steps uvicorn waits up to 10 s for requests still open
+    (here one whose body never comes); the next signal stops it at once, as
+    docs/operations.md says, instead of letting it wait out its timeout."""
+    proc = await started(tmp_path, standin, 30)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proc.port)
+    try:
+        writer.write(
+            b"POST /agent/chat HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        await writer.drain()
+        async with Api(proc.base_url) as api:  # answered after the loop read the POST's bytes
+            assert (await api.http.get("/healthz")).status_code == 200
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+
+        async def waiting() -> bool:
+            return "Waiting for connections to close" in proc.log
+
+        await poll(waiting)
+        proc.proc.send_signal(signal.SIGTERM)
+        assert await proc.exited() == 0
+        assert "timeout graceful shutdown exceeded" not in proc.log
+        cut = await reader.read()  # the request is cut short, not left hanging
+        assert cut == b"" or cut.startswith(b"HTTP/1.1 500 "), cut
+    finally:
+        writer.close()
+
+
+async def test_a_second_signal_ends_the_wait_for_sockets_that_do_not_close(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    """The stop waits up to 5 s for each socket to answer its 1001 close; a client that
+    never answers holds it that long, unless a second signal ends the wait."""
+    proc = await started(tmp_path, standin, 30)
+    async with Api(proc.base_url) as api:
+        created = await api.create()
+        owner = await api.join(created)
+        reader, writer = await asyncio.open_connection("127.0.0.1", proc.port)
+        try:
+            writer.write(
+                f"GET /agent/ws/{created['session_id']}?token={created['viewer_token']}"
+                f" HTTP/1.1\r\nHost: 127.0.0.1:{proc.port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert b" 101 " in await reader.readline()  # open; it never reads nor answers
+            assert proc.proc is not None
+            proc.proc.send_signal(signal.SIGTERM)
+            assert await owner.closed() == 1001  # the close went out: the wait has begun
+            proc.proc.send_signal(signal.SIGTERM)
+            assert await proc.exited() == 0
+        finally:
+            writer.close()
+    assert "a second signal: not waiting for the sockets still open" in proc.log
+    assert "did not close in time" not in proc.log  # it did not wait them out

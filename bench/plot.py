@@ -28,7 +28,7 @@ STYLE = {
     ("baseline", "embedded"): ("bare Starlette send_text loop, 1 process", "#7f7f7f", "-", "^"),
     ("floor", "embedded"): (
         "floor: frames straight to the transports, 1 process",
-        "#2ca02c",
+        "#9467bd",
         ":",
         "v",
     ),

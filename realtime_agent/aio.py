@@ -20,7 +20,7 @@ async def wait_unless(aw: Awaitable[object], hurry: asyncio.Event, within: float
         await asyncio.wait([done, hurried], timeout=within, return_when=asyncio.FIRST_COMPLETED)
         if done.done() and not done.cancelled():
             return "done"
-        return "hurried" if hurried.done() else "timeout"
+        return "hurried" if hurry.is_set() else "timeout"
     finally:
         for waiter in (done, hurried):
             waiter.cancel()

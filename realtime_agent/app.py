@@ -32,7 +32,7 @@ from .gcwatch import GcWatch, freeze_startup_heap
 from .limits import SocketCounts
 from .llm.base import LLM
 from .llm.demo import DemoLLM
-from .protocol import CloseCode
+from .protocol import SHUTDOWN_REASON, CloseCode
 from .runtime import Agent, AgentConfig
 from .sessions import SessionService
 from .store.base import Store
@@ -99,21 +99,21 @@ async def graceful_shutdown(c: Components, hurry: asyncio.Event) -> None:
     """What SIGTERM does before uvicorn stops: refuse new sockets, let runs finish for
     ``RA_SHUTDOWN_GRACE_SECONDS`` or until ``hurry`` is set (a second signal),
     interrupt the rest (their clients see it), then close every socket with 1001 so
-    clients resume on another process (waiting up to 5 s for the close frames to go,
-    or until ``hurry``)."""
+    clients resume on another process (a socket still joining closes once joined),
+    waiting up to 5 s for their handlers to end, or until ``hurry``."""
     c.sockets.draining = True
     log.info("shutting down: waiting up to %gs for runs", c.settings.shutdown_grace_seconds)
     await c.sessions.finish_runs(c.settings.shutdown_grace_seconds, hurry)
     await c.sessions.stop_runs()
-    c.channels.close_local(CloseCode.GOING_AWAY, "server shutting down; resume with after")
-    # The writers send their close frames.
+    c.sockets.closing.set()
+    c.channels.close_local(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
+    # The handlers end (a queued writer sends its close frame first).
     ended = await wait_unless(c.sockets.none_open.wait(), hurry, 5)
-    if ended != "done":
-        left = sum(c.sockets.sessions.values())
-        if ended == "hurried":
-            log.warning("a second signal: not waiting for the sockets still open (%d)", left)
-        else:
-            log.warning("some sockets did not close in time (%d still open)", left)
+    left = sum(c.sockets.sessions.values())
+    if ended == "hurried":
+        log.info("a second signal: not waiting for %d sockets to finish closing", left)
+    elif ended == "timeout":
+        log.warning("some sockets did not close in time (%d still open)", left)
 
 
 def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> Starlette:

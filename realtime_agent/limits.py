@@ -42,6 +42,8 @@ class SocketCounts:
     none_open: asyncio.Event = field(default_factory=asyncio.Event)
     #: A shutdown has begun: new sockets are refused.
     draining: bool = False
+    #: The shutdown has closed every socket: one still joining then closes once joined.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.none_open.set()  # nothing is open yet

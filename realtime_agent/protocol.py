@@ -31,6 +31,10 @@ class CloseCode(enum.IntEnum):
     SESSION_DELETED = 4404
 
 
+#: The reason of the 1001 close a graceful shutdown sends every socket.
+SHUTDOWN_REASON = "server shutting down; resume with after"
+
+
 class ErrorCode(enum.StrEnum):
     """Codes of connection ``error`` frames: answers about the client's own frame."""
 

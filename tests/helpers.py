@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
 import orjson
 import uvicorn
+from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
 from realtime_agent.app import create_app, server_config
 from realtime_agent.config import Settings
+from realtime_agent.web.components import Components
 
 TIMEOUT = 10.0
 Frame = dict[str, Any]
@@ -66,6 +69,7 @@ class RunningServer:
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._app: Starlette | None = None
 
     @property
     def base_url(self) -> str:
@@ -74,8 +78,9 @@ class RunningServer:
     async def start(self) -> None:
         sock = listening_socket(self.port)
         self.port = sock.getsockname()[1]
+        self._app = create_app(self.settings)
         config = server_config(
-            create_app(self.settings),
+            self._app,
             self.settings,
             host="127.0.0.1",
             port=self.port,
@@ -87,6 +92,23 @@ class RunningServer:
         # The test process keeps its own signal handling (uvicorn would take SIGINT).
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+
+    def _graceful(self) -> functools.partial[Coroutine[Any, Any, None]]:
+        assert self._app is not None, "not started"
+        graceful: functools.partial[Coroutine[Any, Any, None]] = self._app.state.graceful_shutdown
+        return graceful
+
+    def shutdown(self, hurry: asyncio.Event) -> Coroutine[Any, Any, None]:
+        """What SIGTERM runs (``realtime_agent.app.graceful_shutdown``) on the running
+        app; ``hurry`` is the second signal. The app's lifespan sets it up: an answered
+        request shows it has run."""
+        return self._graceful()(hurry)
+
+    @property
+    def components(self) -> Components:
+        """The running app's components (as its graceful shutdown holds them)."""
+        components: Components = self._graceful().args[0]
+        return components
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
 from pathlib import Path
 
-from tests.helpers import Api, WSClient, poll
+import pytest
+
+from realtime_agent.protocol import SHUTDOWN_REASON, CloseCode
+from tests.helpers import TIMEOUT, Api, RunningServer, WSClient, poll, settings_for
 from tests.processes import ServerProcess, clean_env
 from tests.standin_anthropic import AnthropicStandIn, Reply, Text
 
@@ -182,30 +187,44 @@ async def test_a_signal_while_uvicorn_waits_for_an_open_request_stops_it_at_once
         writer.close()
 
 
-async def test_a_second_signal_ends_the_wait_for_sockets_that_do_not_close(
-    tmp_path: Path, standin: AnthropicStandIn
+async def test_a_socket_still_joining_when_the_stop_closes_the_others_closes_once_joined(
+    tmp_path: Path,
 ) -> None:
-    """The stop waits up to 5 s for each socket to answer its 1001 close; a client that
-    never answers holds it that long, unless a second signal ends the wait."""
-    proc = await started(tmp_path, standin, 30)
-    async with Api(proc.base_url) as api:
+    """A socket admitted just before the stop began, whose join ends after the stop
+    closed every socket, gets the same 1001 at once (it missed that close), so the
+    stop does not wait for it and its client resumes elsewhere."""
+    async with RunningServer(settings_for(tmp_path)) as server, Api(server.base_url) as api:
         created = await api.create()
-        owner = await api.join(created)
-        reader, writer = await asyncio.open_connection("127.0.0.1", proc.port)
+        c = server.components
+        async with contextlib.AsyncExitStack() as held:
+            await held.enter_async_context(c.channels.lock(created["session_id"]))
+            late = await api.connect(created["session_id"], created["owner_token"])
+            stop = asyncio.create_task(server.shutdown(asyncio.Event()))
+            await c.sockets.closing.wait()  # the others are closed; its join still waits
+        assert await late.closed() == CloseCode.GOING_AWAY
+        assert late.conn.close_reason == SHUTDOWN_REASON
+        async with asyncio.timeout(TIMEOUT):
+            await stop  # without waiting out its 5 s for the late socket
+        assert c.sockets.none_open.is_set()
+
+
+async def test_a_second_signal_ends_the_wait_for_sockets_to_finish_closing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stop waits up to 5 s for the sockets' handlers to end; a second signal
+    (``hurry``) ends that wait at once, and the log says so."""
+    caplog.set_level(logging.INFO, logger="realtime_agent.app")
+    async with RunningServer(settings_for(tmp_path)) as server, Api(server.base_url) as api:
+        assert (await api.http.get("/healthz")).status_code == 200  # the lifespan has run
+        c = server.components
+        assert c.sockets.admit("sess-stuck", "192.0.2.1") is None  # a handler that never ends
         try:
-            writer.write(
-                f"GET /agent/ws/{created['session_id']}?token={created['viewer_token']}"
-                f" HTTP/1.1\r\nHost: 127.0.0.1:{proc.port}\r\nUpgrade: websocket\r\n"
-                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-            )
-            assert b" 101 " in await reader.readline()  # open; it never reads nor answers
-            assert proc.proc is not None
-            proc.proc.send_signal(signal.SIGTERM)
-            assert await owner.closed() == 1001  # the close went out: the wait has begun
-            proc.proc.send_signal(signal.SIGTERM)
-            assert await proc.exited() == 0
+            hurry = asyncio.Event()
+            stop = asyncio.create_task(server.shutdown(hurry))
+            await c.sockets.closing.wait()
+            hurry.set()
+            await stop
         finally:
-            writer.close()
-    assert "a second signal: not waiting for the sockets still open" in proc.log
-    assert "did not close in time" not in proc.log  # it did not wait them out
+            c.sockets.release("sess-stuck", "192.0.2.1")
+    assert "a second signal: not waiting for 1 sockets to finish closing" in caplog.text
+    assert "did not close in time" not in caplog.text  # it did not wait its 5 s out

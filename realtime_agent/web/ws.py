@@ -26,6 +26,7 @@ from ..models import Session
 from ..protocol import (
     OWNER_ONLY,
     PROTOCOL_VERSION,
+    SHUTDOWN_REASON,
     SUBPROTOCOL,
     ApproveFrame,
     ClientFrame,
@@ -151,6 +152,8 @@ class Connection:
                 writer = tg.create_task(sink.run()) if isinstance(sink, QueuedSink) else None
                 if not await self._join(after):
                     sender.close(CloseCode.SESSION_DELETED, "session deleted")
+                elif self.c.sockets.closing.is_set():  # the shutdown closed the others meanwhile
+                    sender.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
                 else:
                     async with self.c.channels.watch(self.session_id, self._on_signal):
                         await self._read()

@@ -46,7 +46,7 @@ def test_freezing_leaves_the_live_objects_out_and_says_how_many() -> None:
 
 def test_the_report_does_not_walk_the_frozen_objects(monkeypatch: pytest.MonkeyPatch) -> None:
     """``gc.get_freeze_count()`` walks the whole frozen list (about 1.2 ms with the
-    event loop stopped, for the 240,000 objects a served process freezes): the
+    event loop stopped, for the 109,000 objects a served offline demo freezes): the
     report, which every ``/healthz`` asks for, gives the count it was told."""
 
     def walks(*args: object) -> int:

@@ -6,12 +6,15 @@ stand-in; each chunk is encoded once and sent with one ``send_text`` per
 member of the room, in a plain loop; then ``{"type": "done"}``. Nothing else:
 no sequence numbers kept, no history, no store, no send queues.
 
-With ``--direct`` it is the *floor*: each chunk's websocket frame is built once
-and written with one ``transport.write`` per member, bypassing the ASGI
-``send`` (no framing, task or await per socket). What is left is the model's
-stream read through the SDK, one JSON encoding per chunk and the kernel's work
-for each write: no Python server can deliver a chunk for less, so the bench
-reports realtime-agent's CPU against it (``bench/README.md``).
+With ``--direct`` it is the *floor*, a reference: each chunk's websocket frame
+is built once and written with one ``transport.write`` per member, bypassing
+the ASGI ``send`` (no framing, task or await per socket, and no regard for
+back-pressure: a member that stops reading is buffered without bound). What is
+left is the model's stream read through the SDK's models, one JSON encoding
+per chunk and the kernel's work for each write, which is most of it with many
+viewers. A server that reads the stream more cheaply (realtime-agent reads its
+wire form) can come in a little under it; the bench reports realtime-agent's
+CPU against it (``bench/README.md``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from starlette.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..approvals import Decision
@@ -236,35 +236,42 @@ class Connection:
                 self.sender.close(CloseCode.POLICY_VIOLATION, "viewer access was revoked")
 
     async def _read(self) -> None:
-        limit = self.c.settings.max_content_chars
-        loop = asyncio.get_running_loop()
-        while True:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect" or self.sender.close_code is not None:
-                return  # the client left, or we are closing: what it sent is not acted on
-            if not self.bucket.take(loop.time()):
-                self.strikes += 1
-                if self.strikes > self.bucket.burst:  # sustained abuse, not a burst
-                    self.sender.close(CloseCode.POLICY_VIOLATION, "too many frames", flush=True)
-                    return
-                self.sender.send(
-                    encode(
-                        {
-                            "type": "error",
-                            "code": "rate_limited",
-                            "message": "too many frames; slow down",
-                        }
-                    )
+        """Handle the client's frames until it leaves or we close. Each is handled in a
+        call of its own, so none stays referenced while the socket waits for the next
+        (an idle socket would otherwise keep its last frame, up to 1 MiB)."""
+        while await self._on_frame(await self.ws.receive()):
+            pass
+
+    async def _on_frame(self, message: Message) -> bool:
+        """Handle one ASGI message from the client; whether to read on."""
+        if message["type"] == "websocket.disconnect" or self.sender.close_code is not None:
+            return False  # the client left, or we are closing: what it sent is not acted on
+        if not self.bucket.take(asyncio.get_running_loop().time()):
+            self.strikes += 1
+            if self.strikes > self.bucket.burst:  # sustained abuse, not a burst
+                self.sender.close(CloseCode.POLICY_VIOLATION, "too many frames", flush=True)
+                return False
+            self.sender.send(
+                encode(
+                    {
+                        "type": "error",
+                        "code": "rate_limited",
+                        "message": "too many frames; slow down",
+                    }
                 )
-                continue
-            self.strikes = 0
-            text = message.get("text")
-            try:
-                if text is None:
-                    raise FrameError(ErrorCode.BAD_FRAME, "binary frames are not accepted")
-                await self._handle(parse_client_frame(text, max_content_chars=limit))
-            except FrameError as exc:
-                self.sender.send(encode(exc.frame()))
+            )
+            return True
+        self.strikes = 0
+        text = message.get("text")
+        try:
+            if text is None:
+                raise FrameError(ErrorCode.BAD_FRAME, "binary frames are not accepted")
+            await self._handle(
+                parse_client_frame(text, max_content_chars=self.c.settings.max_content_chars)
+            )
+        except FrameError as exc:
+            self.sender.send(encode(exc.frame()))
+        return True
 
     async def _handle(self, frame: ClientFrame) -> None:
         if frame.type in OWNER_ONLY and self.claims.role != "owner":

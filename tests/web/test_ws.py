@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import secrets
 from typing import Any
 
 import jsonschema
@@ -495,6 +496,34 @@ async def test_an_open_socket_does_not_keep_its_snapshot(api: Api) -> None:
     except TimeoutError:
         pytest.fail("the session or its messages stay alive in the server after the greeting")
     assert (await api.join(created, "viewer")).frames[0]["type"] == "hello"  # still served
+
+
+async def test_a_socket_does_not_keep_the_last_frame_it_read(api: Api) -> None:
+    """A frame is let go once handled: an idle socket whose client last sent a large
+    frame (up to RA_MAX_FRAME_BYTES, 1 MiB) holds none of it while it waits for the
+    next one, or every socket could keep a megabyte."""
+    created = await api.create()
+    owner = await api.join(created)
+    marker = "kept-" + secrets.token_hex(8)
+    await owner.send({"type": "dance", "pad": marker + "x" * 200_000})
+    assert (await owner.until_type("error"))["code"] == "unknown_type"
+
+    def has_marker(value: object) -> bool:
+        if isinstance(value, dict):  # the ASGI message (a dict of strings is not tracked)
+            value = value.get("text")
+        return isinstance(value, str) and marker + "xxxx" in value  # not our own marker
+
+    def held() -> bool:  # by the locals of a coroutine suspended in the server
+        return any(
+            type(o).__name__ == "coroutine"
+            and o.cr_frame is not None
+            and any(has_marker(v) for v in o.cr_frame.f_locals.values())
+            for o in gc.get_objects()
+        )
+
+    assert not held(), "the socket keeps the frame it read last"
+    await owner.send({"type": "ping", "id": "still served"})
+    assert (await owner.until_type("pong"))["id"] == "still served"
 
 
 async def test_transcript_and_seq_survive_a_restart(server: RunningServer, api: Api) -> None:

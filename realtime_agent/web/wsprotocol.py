@@ -46,6 +46,14 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             extensions[DIRECT_SINK] = self
         await super().run_asgi()
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete and self.request is not None:
+            # uvicorn keeps the handshake's request and response (their headers: about
+            # 30 objects the garbage collector walks) for the socket's whole life and
+            # never reads them again once the response is sent.
+            self.request = self.response = None  # type: ignore[assignment]
+
     def write(self, text: str, frame: bytes | None) -> None:
         # Not after a close frame, ours or the peer's (uvicorn answers a peer's close
         # and a shutdown's 1012 without setting close_sent).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import secrets
 from typing import Any
@@ -12,7 +13,8 @@ from websockets.exceptions import InvalidStatus
 
 from realtime_agent.models import Message, Session
 from realtime_agent.protocol import json_schema
-from tests.helpers import Api, Frame, RunningServer, poll, standin_settings
+from realtime_agent.web.wsprotocol import DirectWebSocketProtocol
+from tests.helpers import TIMEOUT, Api, Frame, RunningServer, poll, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Error, Text, ToolCalls
 
 VALIDATOR = jsonschema.Draft202012Validator(json_schema())
@@ -496,6 +498,27 @@ async def test_an_open_socket_does_not_keep_its_snapshot(api: Api) -> None:
     except TimeoutError:
         pytest.fail("the session or its messages stay alive in the server after the greeting")
     assert (await api.join(created, "viewer")).frames[0]["type"] == "hello"  # still served
+
+
+async def test_an_open_socket_lets_go_of_its_handshake(api: Api) -> None:
+    """Once the handshake's response is sent, the server's protocol drops the request
+    and response uvicorn keeps (their headers: about 2 KB and 9 objects the garbage
+    collector walks per socket, for the socket's whole life); the socket still works,
+    keep-alive included."""
+    created = await api.create()
+    owner = await api.join(created)
+    protocols = [  # the open ones: sockets of earlier tests may not be collected yet
+        o
+        for o in gc.get_objects()
+        if type(o) is DirectWebSocketProtocol and not o.transport.is_closing()
+    ]
+    assert protocols, "no open server socket found"
+    assert all(p.request is None and p.response is None for p in protocols)
+    await owner.send({"type": "ping", "id": "still served"})
+    assert (await owner.until_type("pong"))["id"] == "still served"
+    pong = await owner.conn.ping()
+    async with asyncio.timeout(TIMEOUT):
+        await pong  # uvicorn still answers the websocket ping
 
 
 async def test_a_socket_does_not_keep_the_last_frame_it_read(api: Api) -> None:

@@ -10,7 +10,7 @@ thousands of sockets are open: each full collection walked them again, about
 ``realtime-agent serve`` therefore freezes them (:func:`freeze_startup_heap`):
 1.4 ms and 17 to 85 ms then. What sockets and runs create later is collected as
 before. :class:`GcWatch` times the full collections for ``/healthz``: with many
-thousands of sockets they are long again (about 0.8 s with 8,000 idle sockets),
+thousands of sockets they are long again (up to 0.5 s while 8,000 sockets connect),
 and an operator should see it.
 """
 

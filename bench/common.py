@@ -554,6 +554,10 @@ async def clear_redis_prefix(prefix: str) -> int:
     return removed
 
 
+#: The implementations that run as one process only (no distributed mode).
+ONE_PROCESS = ("baseline", "floor")
+
+
 @dataclass
 class Deployment:
     """Server processes of one implementation, ready to take clients."""
@@ -593,8 +597,8 @@ async def deploy(
       distributed), on a fresh Redis channel.
     - baseline: the bare Starlette loop, one process (it cannot span processes).
     - floor: the same loop writing each chunk's frame straight to the transports
-      (``bare_server --direct``), one process: the least CPU a Python server can
-      deliver a chunk with.
+      (``bare_server --direct``), one process: a reference, mostly the kernel's
+      work per write.
     """
     n = processes or (2 if mode == "distributed" else 1)
     tmp = Path(tempfile.mkdtemp(prefix=f"ra-bench-{impl}-", dir=logdir))
@@ -641,7 +645,7 @@ async def deploy(
                 procs.append(
                     Proc(f"peer-{mode}-{i}", argv, env, port, "/healthz", logdir, REPO_DIR)
                 )
-        elif impl in ("baseline", "floor"):
+        elif impl in ONE_PROCESS:
             env = clean_env(ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=standin_url)
             port = free_port()
             argv = [sys.executable, "-m", "bench.peers.bare_server", "--port", str(port)]
@@ -768,7 +772,7 @@ async def over_deployments(
     logdir = Path(tempfile.mkdtemp(prefix="ra-bench-"))
     async with standin_model(logdir) as model_url:
         for impl, mode in pairs:
-            if impl in ("baseline", "floor") and mode == "distributed":
+            if impl in ONE_PROCESS and mode == "distributed":
                 continue
             async with deploy(impl, mode, model_url, logdir, extra_env=extra_env) as dep:
                 for row in await measure(impl, mode, dep):

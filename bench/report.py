@@ -82,6 +82,7 @@ def gc_cell(row: dict[str, Any]) -> str:
 def streaming_table(rows: list[dict[str, Any]], keys: list[str], client: str) -> str:
     ours_rows = [r for r in rows if r["impl"] == "ours" and r.get("client", "websockets") == client]
     ours_rows.sort(key=lambda r: (r["mode"] != "embedded", *(r[k] for k in keys)))
+    with_floor = any(r["impl"] == "floor" for r in rows)  # the floor runs in the fan-out only
     body = []
     for o in ours_rows:
         sel = {k: o[k] for k in keys}
@@ -119,8 +120,14 @@ def streaming_table(rows: list[dict[str, Any]], keys: list[str], client: str) ->
                 f(b and b.get("cpu_us_per_chunk")),
                 x(div(p and p.get("cpu_us_per_chunk"), o.get("cpu_us_per_chunk"))),
                 x(div(b and b.get("cpu_us_per_chunk"), o.get("cpu_us_per_chunk"))),
-                f(fl and fl.get("cpu_us_per_chunk")),
-                x(div(fl and fl.get("cpu_us_per_chunk"), o.get("cpu_us_per_chunk"))),
+                *(
+                    [
+                        f(fl and fl.get("cpu_us_per_chunk")),
+                        x(div(fl and fl.get("cpu_us_per_chunk"), o.get("cpu_us_per_chunk"))),
+                    ]
+                    if with_floor
+                    else []
+                ),
                 f(o.get("client_cpu_us_per_chunk")),
                 f"{o['dropped']}"
                 + (f" / {p['dropped']}" if p else "")
@@ -149,16 +156,11 @@ def streaming_table(rows: list[dict[str, Any]], keys: list[str], client: str) ->
         "base µs/chunk",
         "CPU peer/ours",
         "CPU base/ours",
-        "floor µs/chunk",
-        "CPU floor/ours",
+        *(["floor µs/chunk", "CPU floor/ours"] if with_floor else []),
         "client µs/chunk",
         "dropped ours/peer/base",
         "other load (cores)",
     ]
-    if not any(r["impl"] == "floor" for r in rows):  # the floor runs in the fan-out only
-        gone = {head.index("floor µs/chunk"), head.index("CPU floor/ours")}
-        head = [h for i, h in enumerate(head) if i not in gone]
-        body = [[c for i, c in enumerate(r) if i not in gone] for r in body]
     return table(head, body)
 
 

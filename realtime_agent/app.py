@@ -109,11 +109,10 @@ async def graceful_shutdown(c: Components, hurry: asyncio.Event) -> None:
     c.channels.close_local(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
     # The handlers end (a queued writer sends its close frame first).
     ended = await wait_unless(c.sockets.none_open.wait(), hurry, 5)
-    left = sum(c.sockets.sessions.values())
     if ended == "hurried":
-        log.info("a second signal: not waiting for %d sockets to finish closing", left)
+        log.info("a second signal: not waiting for %d sockets to finish closing", c.sockets.open)
     elif ended == "timeout":
-        log.warning("some sockets did not close in time (%d still open)", left)
+        log.warning("some sockets did not close in time (%d still open)", c.sockets.open)
 
 
 def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> Starlette:

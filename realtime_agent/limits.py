@@ -48,6 +48,11 @@ class SocketCounts:
     def __post_init__(self) -> None:
         self.none_open.set()  # nothing is open yet
 
+    @property
+    def open(self) -> int:
+        """Sockets admitted and not yet released."""
+        return sum(self.sessions.values())
+
     def admit(self, session_id: str, address: str) -> str | None:
         """Count a new socket, or say why it may not open."""
         if self.draining:

@@ -32,8 +32,8 @@ class PresenceFlow:
         self._interval = interval
         self._latest: Event | None = None  # arrived during the interval, not yet sent
         self._timer: asyncio.TimerHandle | None = None  # the interval running
-        # Sockets that joined during the interval, with the count their hello gave.
-        self._informed: list[tuple[Subscriber, str]] = []
+        # Sockets that learned a count from their hello since the last frame: that count.
+        self._informed: dict[Subscriber, str] = {}
         self._closed = False
 
     def offer(self, event: Event, skip: Subscriber | None = None) -> None:
@@ -49,7 +49,7 @@ class PresenceFlow:
             return
         self._latest = event  # an earlier one waiting is out of date: replaced
         if skip is not None:
-            self._informed.append((skip, event.text))
+            self._informed[skip] = event.text
 
     def close(self) -> None:
         """Stop for good: nothing waiting is sent, nothing offered later either (the
@@ -62,15 +62,14 @@ class PresenceFlow:
         self._informed.clear()
 
     def _send(self, event: Event, skip: Subscriber | None) -> None:
-        informed = {sub for sub, text in self._informed if text == event.text}
-        self._informed.clear()
-        subs = [sub for sub in self._subs if sub is not skip and sub not in informed]
+        informed, self._informed = self._informed, {}
+        subs = [s for s in self._subs if s is not skip and informed.get(s) != event.text]
         for sub in subs:
             sub.deliver(event)
         if subs:  # nobody told, nothing to space out: the next count goes at once too
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._end)
             if skip is not None:  # it knows this count until a later one reaches it
-                self._informed.append((skip, event.text))
+                self._informed[skip] = event.text
 
     def _end(self) -> None:
         # Without a merged count waiting the flow is idle again: the next goes out at once.

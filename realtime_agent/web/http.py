@@ -285,7 +285,7 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "status": "ok",
-            "sockets": sum(c.sockets.sessions.values()),
+            "sockets": c.sockets.open,
             "tasks": len(asyncio.all_tasks()),
             "history": {"events": events, "bytes": size},
             "gc": c.gc.report(),

@@ -23,6 +23,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from ..errors import Unavailable
+from .lanes import Lanes
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -59,14 +60,17 @@ class ScriptBatch(Generic[T]):
         script: AsyncScript,
         spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
         lanes: int = 4,
+        via: Lanes | None = None,
     ) -> None:
-        """``spawn`` starts the task that sends a pipeline; its owner cancels it on exit."""
+        """``spawn`` starts the task that sends a pipeline; its owner cancels it on exit.
+        A call sent at once goes on one of ``via``'s connections when it has one free."""
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, not {lanes}")
         self._redis = redis
         self._script = script
         self._spawn = spawn
         self._lanes = lanes
+        self._via = via
         self._busy = 0  # calls or pipelines in flight
         self._due: list[_Call] = []
         self._closed = False
@@ -80,7 +84,9 @@ class ScriptBatch(Generic[T]):
         if self._busy < self._lanes:
             self._busy += 1
             try:
-                return settle(await self._script(keys=keys, args=args))
+                if self._via is None:
+                    return settle(await self._script(keys=keys, args=args))
+                return settle(await self._via.run(self._script, keys, args))
             finally:
                 self._free()
         answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()

@@ -36,12 +36,14 @@ from ..models import rfc3339, utcnow
 from ..protocol import CloseCode
 from .base import ControlHandler, Event, Joined, SeqReserver, Subscriber
 from .batch import ScriptBatch
+from .lanes import Lanes
 from .presence import PresenceFlow
 
 log = logging.getLogger(__name__)
 SEQ_BLOCK = 1000
 _LOCK_MS = 10_000
 _COUNTER_TTL = 30 * 86_400
+_LANES = 8  # connections for the scripts run per event or message (lanes.py)
 _REROUTING = 32  # sessions routed at once after a reconnect
 _STALE = -2  # route.lua: a later inbox of the process is routed
 
@@ -183,8 +185,9 @@ class RedisChannels:
         self._subscribed = asyncio.Event()  # while there is an inbox (``_inbox``)
         # Emits go out at once on 4 lanes; those that come while all are busy (many
         # sessions streaming) leave together as one pipeline when a lane frees.
+        self._lanes = Lanes(redis, _LANES)
         self._emit: ScriptBatch[tuple[int, Event | None]] = ScriptBatch(
-            redis, redis.register_script(_script("emit.lua")), self._spawn
+            redis, redis.register_script(_script("emit.lua")), self._spawn, via=self._lanes
         )
         self._broadcast = redis.register_script(_script("broadcast.lua"))
         self._route_script = redis.register_script(_script("route.lua"))
@@ -235,6 +238,7 @@ class RedisChannels:
             self._emit.close()  # no task would send a later one
             for local in self._local.values():
                 local.presence.close()
+            await self._lanes.aclose()
             await self._beat.aclose()
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -311,22 +315,23 @@ class RedisChannels:
             if not first:
                 log.warning("redis subscriber reconnected; rerouted %d sessions", len(sessions))
 
-    async def _read(self, pubsub: Any, within: float) -> Any:
-        """The next reply on the subscriber, or ``None`` after ``within`` seconds.
+    async def _read(self, pubsub: Any) -> Any:
+        """The next reply on the subscriber, however long it takes.
 
         Read from the connection itself: ``PubSub.get_message`` wraps every read in
         a retry, a health check and a dict, which costs more than the fan-out of
         a chunk to a few sockets (``bench/README.md``); reconnecting is ours anyway.
+        No timer per read either: the listener's one deadline moves with each probe.
         """
         return await pubsub.connection.read_response(
-            timeout=within, disconnect_on_error=False, push_request=True
+            timeout=math.inf, disconnect_on_error=False, push_request=True
         )
 
     async def _confirmed(self, pubsub: Any, channel: bytes) -> None:
         """Wait until Redis confirms the subscription to ``channel``."""
         async with asyncio.timeout(10):
             while True:
-                reply = await self._read(pubsub, math.inf)
+                reply = await self._read(pubsub)
                 if reply[0] == b"subscribe" and reply[1] == channel:
                     return
 
@@ -344,26 +349,36 @@ class RedisChannels:
             pass
 
     async def _listen(self, pubsub: Any) -> None:
+        """Hand out what the inbox receives until the subscriber goes deaf (no probe
+        for 3 intervals; a probe goes out every ``_probe_every`` seconds) or the
+        inbox is given up; a reason to give up is seen with the next message."""
         probe = self._probe_channel.encode()
-        while True:
-            reply = await self._read(pubsub, self._probe_every)
+        deaf_after = 3 * self._probe_every
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(deaf_after) as deadline:
+                while True:
+                    reply = await self._read(pubsub)
+                    if self._give_up is not None and self._give_up[0] == self._inbox:
+                        raise _Deaf(self._give_up[1])
+                    if reply[0] != b"message":
+                        continue
+                    if reply[1] == probe:
+                        deadline.reschedule(loop.time() + deaf_after)
+                        self._probe_seen = time.monotonic()
+                        self._backoff = 0.1
+                        self.probe_lag = self._probe_seen - float(reply[2])
+                        self.problem = self._mixed
+                        continue
+                    try:
+                        self._receive(reply[2])
+                    except Exception:  # one bad message or handler must not cut off the rest
+                        log.exception("could not hand out an inbox message: %r", reply[2][:200])
+        except TimeoutError:
+            if not deadline.expired():
+                raise
             silent = time.monotonic() - self._probe_seen
-            if silent > 3 * self._probe_every:  # a probe goes out every _probe_every seconds
-                raise _Deaf(f"no probe received for {silent:.1f}s")
-            if self._give_up is not None and self._give_up[0] == self._inbox:
-                raise _Deaf(self._give_up[1])
-            if reply is None or reply[0] != b"message":
-                continue
-            if reply[1] == probe:
-                self._probe_seen = time.monotonic()
-                self._backoff = 0.1
-                self.probe_lag = self._probe_seen - float(reply[2])
-                self.problem = self._mixed
-                continue
-            try:
-                self._receive(reply[2])
-            except Exception:  # one bad message or handler must not cut off the rest
-                log.exception("could not hand out an inbox message: %r", reply[2][:200])
+            raise _Deaf(f"no probe received for {silent:.1f}s") from None
 
     def _receive(self, message: bytes) -> None:
         size, _, rest = message.partition(b":")
@@ -807,7 +822,7 @@ class RedisChannels:
 
     async def _release(self, session_id: str, key: str, token: str, line: asyncio.Lock) -> None:
         try:
-            await self._unlock(keys=[key], args=[token])
+            await self._lanes.run(self._unlock, [key], [token])
         except (RedisError, OSError) as exc:  # it expires by itself in _LOCK_MS
             log.warning("could not release the lock of %s: %s", session_id, describe(exc))
         finally:
@@ -816,7 +831,8 @@ class RedisChannels:
     async def _take(self, key: str, lease: str, token: str, before: int) -> int:
         """Poll ``lock.lua`` until the lock is ours: 1 (no run), 2 (a run holds the lease)."""
         delay = 0.001
-        while not (taken := int(await self._take_lock(keys=[key, lease], args=[token, _LOCK_MS]))):
+        lock = self._take_lock
+        while not (taken := int(await self._lanes.run(lock, [key, lease], [token, _LOCK_MS]))):
             _reraise_cancel(before=before)
             await asyncio.sleep(delay)  # a holder keeps it for milliseconds
             delay = min(delay * 2, 0.05)

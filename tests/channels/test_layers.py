@@ -689,6 +689,32 @@ async def test_a_process_whose_alive_key_vanished_routes_its_sessions_again(
     assert await fresh.until_events(1) == parsed([event])
 
 
+async def test_a_subscriber_that_hears_no_probe_resubscribes(
+    redis_layers: RedisLayers, seqs: SeqBook, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection stays up but the probes stop coming (Redis holds every publish
+    for a while): after three probe intervals the process counts itself deaf,
+    closes its sockets with 1001 (they resume) and subscribes a fresh inbox, which
+    serves once Redis takes writes again."""
+    layer = await redis_layers(probe_seconds=0.2)
+    session_id = seqs.session()
+    old = Recorder()
+    joined = await layer.join(session_id, old, None)
+    raw = redis_layers.raw
+    try:
+        await raw.client_pause(10_000, all=False)  # publishes wait, the connection stays
+        code, reason = await old.until_closed()
+    finally:
+        await raw.client_unpause()
+    assert (code, reason) == (CloseCode.GOING_AWAY, "event stream interrupted; resume with after")
+    assert any("no probe received for" in r.getMessage() for r in caplog.records)
+    await layer.leave(session_id, old)
+    fresh = Recorder()
+    await layer.join(session_id, fresh, joined.last_seq)
+    event = await layer.emit(session_id, delta(1))
+    assert await fresh.until_events(1) == parsed([event])
+
+
 async def test_a_process_of_an_earlier_release_makes_the_layer_unready(
     redis_layers: RedisLayers,
 ) -> None:
@@ -748,7 +774,8 @@ async def test_a_drained_connection_pool_does_not_make_the_process_deaf(
     """Every connection of the layer's pool is taken (here by blocking reads; in
     production a burst of reroutes or emits): the subscriber, its probe and the alive
     key have connections of their own, so probes are still heard, nothing resets and
-    the session's socket stays open."""
+    the session's socket stays open. A message's lock and emit run on lanes of
+    their own too: they do not wait for the pool."""
     layer = await redis_layers(pool_size=4)
     session_id, sub = seqs.session(), Recorder()
     await layer.join(session_id, sub, None)
@@ -771,14 +798,17 @@ async def test_a_drained_connection_pool_does_not_make_the_process_deaf(
             await _until(lambda: layer._probe_seen > heard)  # noqa: B023 (awaited at once)
         assert layer._inbox == inbox
         assert sub.closes == []
+        async with asyncio.timeout(WAIT), layer.lock(session_id):
+            first = await layer.emit(session_id, delta(1))
+        assert await sub.until_events(1) == parsed([first])
         await redis_layers.raw.rpush(key, *range(4))
         async with asyncio.timeout(WAIT):
             await asyncio.gather(*blocked)
     finally:
         for task in blocked:
             task.cancel()
-    event = await layer.emit(session_id, delta(1))
-    assert await sub.until_events(1) == parsed([event])
+    event = await layer.emit(session_id, delta(2))
+    assert await sub.until_events(2) == parsed([first, event])
     assert layer.problem is None
 
 

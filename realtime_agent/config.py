@@ -55,7 +55,12 @@ class Settings(BaseSettings):
         None, validation_alias="REDIS_URL", description="unset: in-process channels"
     )
     redis_max_connections: int = Field(
-        256, ge=8, description="Redis connections per process (callers wait for a free one)"
+        256,
+        ge=8,
+        description=(
+            "Redis command pool per process (callers wait for a free one); at most 11"
+            " more: subscriber, probe, script lanes"
+        ),
     )
     redis_prefix: str = Field("ra:", description="prefix of every Redis key and channel")
     run_lease_seconds: float = Field(

@@ -114,7 +114,7 @@ async def chat(request: Request) -> JSONResponse:
       session_id is null, appends the user message and starts the run in the background;
       the run streams to the session's websocket.
     responses:
-      200: {description: "session_id, status (and tokens when created)"}
+      200: {description: "session_id, status, the stored message (and tokens when created)"}
       401: {description: token or API key required}
       404: {description: unknown session}
     """
@@ -137,12 +137,16 @@ async def chat(request: Request) -> JSONResponse:
         session = found
     client_id = body.client_id or f"rest-{secrets.token_hex(8)}"
     try:
-        await c.sessions.submit(session.id, body.message, client_id)
+        stored, _ = await c.sessions.submit(session.id, body.message, client_id)
     except FrameError as exc:  # the queue is full
         raise HTTPException(429, exc.message) from None
     current = await c.sessions.get(session.id)
     status = (current or session).status.value
-    return JSONResponse({"session_id": session.id, "status": status} | out)
+    # The stored message: its id matches the websocket's echo, its client_id (the
+    # one generated when the body had none) makes a retry idempotent; for a
+    # repeated client_id it is the message stored the first time.
+    answer = {"session_id": session.id, "status": status, "message": stored.to_wire()}
+    return JSONResponse(answer | out)
 
 
 async def get_session(request: Request) -> JSONResponse:

@@ -292,7 +292,9 @@ async def test_chat_continues_a_session_and_the_run_streams(api: Api) -> None:
     users = [
         e["message"] for e in events if e["type"] == "message" and e["message"]["role"] == "user"
     ]
-    assert [m["content"] for m in users] == ["hello from REST"]
+    assert users == [answer["message"]]  # the answer holds the message the socket echoed
+    assert users[0]["content"] == "hello from REST"
+    assert re.fullmatch(r"rest-[0-9a-f]{16}", users[0]["client_id"])
     (reply,) = assistant_messages(events)
     assert "offline demo model" in reply["content"]
     assert "".join(e["text"] for e in events if e["type"] == "delta") == reply["content"]
@@ -302,6 +304,26 @@ async def test_chat_continues_a_session_and_the_run_streams(api: Api) -> None:
         ("user", "hello from REST"),
         ("assistant", reply["content"]),
     ]
+
+
+async def test_chat_retried_with_its_client_id_stores_and_runs_the_message_once(
+    api: Api,
+) -> None:
+    """A retry of a chat with the client_id its first answer gave (generated, since the
+    body had none) answers the message stored the first time and adds nothing."""
+    created = await api.create()
+    viewer = await api.join(created, "viewer")
+    token, session_id = created["owner_token"], created["session_id"]
+    first = (await chat(api, token, message="only once", session_id=session_id)).json()
+    await viewer.until_idle()
+    client_id = first["message"]["client_id"]
+    retry = await chat(api, token, message="a retry", session_id=session_id, client_id=client_id)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["message"] == first["message"]
+    assert retry.json()["message"]["content"] == "only once"
+    session = await read(api, session_id, token)
+    assert [(m["role"], m["content"]) for m in session["messages"]][:1] == [("user", "only once")]
+    assert [m["role"] for m in session["messages"]] == ["user", "assistant"]
 
 
 async def test_chat_without_session_creates_one_and_runs(api: Api) -> None:

@@ -359,6 +359,8 @@ class RedisChannels:
             async with asyncio.timeout(deaf_after) as deadline:
                 while True:
                     reply = await self._read(pubsub)
+                    if reply is None:  # redis-py's answer to the socket timing out (ETIMEDOUT)
+                        raise _Deaf("the subscriber's connection timed out")
                     if self._give_up is not None and self._give_up[0] == self._inbox:
                         raise _Deaf(self._give_up[1])
                     if reply[0] != b"message":

@@ -127,6 +127,38 @@ async def test_a_call_redis_does_not_answer_times_out_and_the_lane_serves_again(
         await raw.aclose()
 
 
+async def test_a_lane_redis_closed_while_idle_connects_again_before_sending(key: str) -> None:
+    """Redis closed the idle lane's connection (a restart, its idle timeout, a proxy):
+    the next call connects again before it sends, and answers, instead of failing."""
+    raw, client = await redis_client(), await _client()
+    lanes = Lanes(client, 1)
+    try:
+        script = client.register_script(COUNT)
+        await lanes.run(script, [key], ["a"])
+        await _until_count(raw, NAME, 1)
+        (lane,) = [c for c in await raw.client_list() if c.get("name") == NAME]
+        await raw.client_kill_filter(_id=lane["id"])
+        await _until_count(raw, NAME, 0)
+        assert await lanes.run(script, [key], ["b"]) == [2, b"b"]
+    finally:
+        await lanes.aclose()
+        await client.aclose()
+        await raw.aclose()
+
+
+async def test_without_a_timeout_in_the_url_a_lane_has_redis_pys_default() -> None:
+    """The pool's connections time out after redis-py's default when the URL sets
+    none; a lane's call does too (a lane's own connection has no socket timeout)."""
+    client = await _client()
+    try:
+        pool = client.connection_pool
+        like = pool.connection_class(**pool.connection_kwargs)
+        assert like.socket_timeout is not None
+        assert Lanes(client, 1)._timeout == like.socket_timeout
+    finally:
+        await client.aclose()
+
+
 async def test_calls_beyond_the_lanes_go_through_the_pool_and_a_drained_pool_holds_none_up(
     key: str,
 ) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from tests.helpers import poll
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -40,3 +43,19 @@ async def delete_prefix(redis: Redis, prefix: str) -> None:
             batch.clear()
     if batch:
         await redis.delete(*batch)
+
+
+async def hold_the_only_connection(client: Redis, raw: Redis, key: str) -> asyncio.Task[None]:
+    """Take the only connection of ``client``'s pool with a blocking read of ``key``, until
+    a push to it; returns once Redis shows the read waiting (``raw`` asks)."""
+
+    async def hold() -> None:
+        await client.blpop([key], 0)
+
+    holding = asyncio.create_task(hold())
+
+    async def held() -> bool:
+        return any(c.get("cmd") == "blpop" for c in await raw.client_list())
+
+    await poll(held, every=0.02, limit=5)
+    return holding

@@ -11,8 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from realtime_agent.channels.batch import ScriptBatch, _Call
 from realtime_agent.errors import Unavailable
-from tests.helpers import poll
-from tests.redis_util import REDIS_URL, redis_client
+from tests.redis_util import REDIS_URL, hold_the_only_connection, redis_client
 
 
 async def test_a_pipeline_loads_again_a_script_redis_lost_and_keeps_the_order() -> None:
@@ -44,15 +43,7 @@ async def test_close_fails_the_queued_calls_at_once_and_lets_the_one_in_flight_e
         script = client.register_script("return redis.call('RPUSH', KEYS[1], ARGV[1])")
         batch: ScriptBatch[Any] = ScriptBatch(client, script, asyncio.create_task, lanes=1)
 
-        async def hold_the_connection() -> None:
-            await client.blpop([hold], 0)  # the pool's only connection, until a push
-
-        holding = asyncio.create_task(hold_the_connection())
-
-        async def held() -> bool:
-            return any(c.get("cmd") == "blpop" for c in await raw.client_list())
-
-        await poll(held, every=0.02, limit=5)
+        holding = await hold_the_only_connection(client, raw, hold)
         in_flight = asyncio.create_task(batch([key], ["a"], lambda reply: reply))
         queued = asyncio.create_task(batch([key], ["b"], lambda reply: reply))
         await asyncio.sleep(0)  # a turn: one call holds the lane, the other is queued

@@ -35,6 +35,10 @@ class TurnIO(Protocol):
     async def set_status(self, status: SessionStatus) -> None:
         """Persist the new status and emit its ``status`` event."""
 
+    def start_status(self, status: SessionStatus) -> None:
+        """Start what :meth:`set_status` does and return at once; every later write
+        or event of the turn waits for it (and raises its failure)."""
+
     async def emit(self, frame: dict[str, Any]) -> None:
         """Emit an event that changes no durable state (``delta``, ``tool_call``)."""
 
@@ -109,7 +113,8 @@ class Agent:
         Cancellation (an interrupt) propagates; the caller then stores what
         ``state`` holds with :func:`finish_interrupted`.
         """
-        await io.set_status(SessionStatus.EXECUTING_QUEUED if queued else SessionStatus.PLANNING)
+        # The status is written while the model is asked: its reply waits for it.
+        io.start_status(SessionStatus.EXECUTING_QUEUED if queued else SessionStatus.PLANNING)
         await self._loop(io, state, first=1, replan=queued)
 
     async def resume_turn(self, io: TurnIO, state: TurnState, approval: dict[str, Any]) -> None:
@@ -125,7 +130,7 @@ class Agent:
         cfg = self.config
         for iteration in range(first, cfg.max_iterations + 1):
             if replan or iteration > first:
-                await io.set_status(SessionStatus.PLANNING)
+                io.start_status(SessionStatus.PLANNING)
             try:
                 calls = await self._call_model(io, state)
             except (LLMError, TimeoutError) as exc:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
-from tests.helpers import Api, RunningServer, standin_settings
+from tests.helpers import TIMEOUT, Api, RunningServer, standin_settings
 from tests.standin_anthropic import AnthropicStandIn, Drop, Hang, Text
 
 
@@ -58,3 +60,31 @@ async def test_a_dropped_stream_keeps_its_partial_text(
         ("user", "again"),
         ("assistant", "whole reply"),
     ]
+
+
+async def test_the_model_is_asked_while_the_turns_status_is_written(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    """A turn starts writing its status and asks the model at once: with the
+    session's lock held (the status write waits for it), the model still gets the
+    request. Its reply waits for the status, so clients see the status first."""
+    standin.push(Text(["answered"]))
+    async with (
+        RunningServer(standin_settings(tmp_path, standin)) as server,
+        Api(server.base_url) as api,
+    ):
+        created = await api.create()
+        owner = await api.join(created)
+        session_id, c = created["session_id"], server.components
+        async with contextlib.AsyncExitStack() as held:
+            await c.sessions.submit(session_id, "go", "c-1")
+            # Taken before the turn runs: its status write will wait for it.
+            await held.enter_async_context(c.channels.lock(session_id))
+            async with asyncio.timeout(TIMEOUT):  # not after the lock is given back
+                await standin.wait_for_requests(1)
+            assert not any(e["type"] in ("status", "delta") for e in owner.events())
+        assert (await owner.until_idle())["status"] == "completed"
+        kinds = [
+            (e["type"], e.get("status")) for e in owner.events() if e["type"] in ("status", "delta")
+        ]
+        assert kinds == [("status", "planning"), ("delta", None), ("status", "completed")]

@@ -18,7 +18,7 @@ from typing import Any
 from .aio import wait_unless
 from .approvals import Decision
 from .channels.base import ChannelLayer, Joined, Subscriber
-from .errors import Unavailable
+from .errors import Unavailable, describe
 from .models import (
     AutonomyLevel,
     Message,
@@ -426,6 +426,10 @@ class SessionService:
         """Store what a turn left when it was interrupted or crashed."""
         if run.inflight:
             await asyncio.wait(run.inflight)
+        try:  # a status the turn started and never waited for: its end is written below
+            await run.status_written()
+        except Exception as failed:
+            log.error("a status of %s could not be written: %s", run.session_id, describe(failed))
         if task.cancelled():
             await finish_interrupted(run, run.state)
         elif (exc := task.exception()) is not None:

@@ -50,53 +50,63 @@ class Turn:
     last_position: int = 0
     _approval_id: str | None = None
     _decision: asyncio.Future[Decision] | None = None
-    _status_write: asyncio.Future[object] | None = None  # started, not yet awaited
+    _statuses: list[asyncio.Task[object]] = field(default_factory=list)  # started, unchecked
 
-    def _complete(self, coro: Coroutine[Any, Any, object]) -> asyncio.Future[object]:
-        """Run a durable write to its end even if the turn is interrupted meanwhile."""
+    def _start(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        """A durable write that runs to its end even if the turn is interrupted meanwhile."""
         task = asyncio.ensure_future(coro)
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
-        return asyncio.shield(task)
+        return task
+
+    def _complete(self, coro: Coroutine[Any, Any, object]) -> asyncio.Future[object]:
+        """Run a durable write to its end even if the turn is interrupted meanwhile."""
+        return asyncio.shield(self._start(coro))
 
     def start_status(self, status: SessionStatus) -> None:
         """Start writing and announcing ``status``, and return at once (the model is
-        asked meanwhile). Every later write or event of the turn waits for it first,
-        so clients see the status before what the turn does in it."""
+        asked meanwhile). Every later write or event of the turn waits for it first
+        (:meth:`status_written`), so clients see the status before what the turn
+        does in it."""
         if status == self.status:
             return
         previous, self.status = self.status, status
-        self._status_write = self._complete(
-            self._announce_status(self._status_write, status, previous)
-        )
+        before = self._statuses[-1] if self._statuses else None
+        self._statuses.append(self._start(self._announce_status(before, status, previous)))
 
     async def _announce_status(
-        self, before: asyncio.Future[object] | None, status: SessionStatus, previous: SessionStatus
+        self, before: asyncio.Task[object] | None, status: SessionStatus, previous: SessionStatus
     ) -> None:
-        if before is not None:  # the status started before this one goes first
-            await before
+        if before is not None:  # announced after the one started before (which may fail alone)
+            await asyncio.wait([before])
         await self._locked(
             announce_status(self.store, self.channels, self.session_id, status, previous)
         )
 
-    async def _after_status(self) -> None:
-        """Wait for the status started last to be written and announced; its failure
-        is raised here."""
-        if (write := self._status_write) is not None:
-            self._status_write = None
-            await write
+    async def status_written(self) -> None:
+        """Wait until every status started so far is written and announced; raise the
+        first that failed (each failure is raised once). A waiter cancelled meanwhile
+        leaves them to the next one."""
+        if not self._statuses:
+            return
+        started = list(self._statuses)
+        await asyncio.wait(started)
+        self._statuses = [task for task in self._statuses if task not in started]
+        failures = [task.exception() for task in started if not task.cancelled()]
+        if (failed := next((exc for exc in failures if exc is not None), None)) is not None:
+            raise failed
 
     async def set_status(self, status: SessionStatus) -> None:
         self.start_status(status)
-        await self._after_status()
+        await self.status_written()
 
     async def emit(self, frame: dict[str, Any]) -> None:
-        if self._status_write is not None:
-            await self._after_status()
+        if self._statuses:
+            await self.status_written()
         await self.channels.emit(self.session_id, frame)
 
     async def add_message(self, message: Message, *, result: bool = False) -> None:
-        await self._after_status()
+        await self.status_written()
         await self._complete(self._locked(self._add(message, result)))
 
     async def _add(self, message: Message, result: bool) -> None:
@@ -125,7 +135,7 @@ class Turn:
         return session.context if session is not None else {}
 
     async def save_context(self, context: dict[str, Any]) -> None:
-        await self._after_status()
+        await self.status_written()
         await self._complete(self.store.set_context(self.session_id, context))
 
     async def autonomy(self) -> AutonomyLevel:
@@ -133,7 +143,7 @@ class Turn:
         return session.autonomy_level if session is not None else AutonomyLevel.READ_ONLY
 
     async def ask_approval(self, approval: dict[str, Any], *, announce: bool) -> Decision:
-        await self._after_status()
+        await self.status_written()
         self._approval_id = approval["approval_id"]
         self._decision = asyncio.get_running_loop().create_future()
         if announce:
@@ -161,7 +171,7 @@ class Turn:
             self._decision.set_result(decision)
 
     async def resolve_approval(self, approval_id: str, decision: Decision) -> None:
-        await self._after_status()
+        await self.status_written()
         self._approval_id = self.state.approval_id = None
         await self._complete(self._locked(self._resolve(approval_id, decision)))
 

@@ -101,7 +101,7 @@ class Turn:
         await self.status_written()
 
     async def emit(self, frame: dict[str, Any]) -> None:
-        if self._statuses:
+        if self._statuses:  # checked here: a delta with nothing pending makes no coroutine
             await self.status_written()
         await self.channels.emit(self.session_id, frame)
 

@@ -59,16 +59,33 @@ class Lanes:
 
     async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """``script``'s reply, as ``script(keys=keys, args=args)`` would give it."""
-        if self._closed:  # what runs after: the pool's (closed with its owner)
-            return await script(keys=keys, args=args)
+        if (lane := self._take()) is not None:
+            try:
+                return await self._call(lane, script, keys, args)
+            except NoScriptError:
+                pass  # not run: the pool's call loads it and runs it once
+        return await script(keys=keys, args=args)
+
+    def _take(self) -> AbstractConnection | None:
+        """An idle lane, or a new one while there are fewer than ``size``; ``None``
+        when every lane is busy or the lanes are closed (the call uses the pool)."""
+        if self._closed:
+            return None
         if self._idle:
-            lane = self._idle.pop()
-        elif self._made < self._size:
-            lane = self._connection_class(**self._settings)
+            return self._idle.pop()
+        if self._made < self._size:
             self._made += 1
-        else:
-            return await script(keys=keys, args=args)
-        answered = False  # a reply was read whole: the lane is clean
+            return self._connection_class(**self._settings)
+        return None
+
+    async def _call(
+        self,
+        lane: AbstractConnection,
+        script: AsyncScript,
+        keys: Sequence[Any],
+        args: Sequence[Any],
+    ) -> Any:
+        read = False  # the reply was read whole (an error reply too): the lane is clean
         try:
             if _closed_by_redis(lane):  # nothing sent yet: connecting again is safe
                 await lane.disconnect()
@@ -77,21 +94,18 @@ class Lanes:
                 await lane.send_packed_command(command, check_health=False)
                 try:
                     reply = await lane.read_response()
-                except ResponseError:  # Redis's answer, read whole
-                    answered = True
+                except ResponseError:
+                    read = True
                     raise
-            answered = True
+            read = True
             return reply
-        except NoScriptError:
-            pass  # not run: the pool's call loads it and runs it once
         finally:
             # A call that failed or was cancelled before its reply was read whole
             # may have left a reply, or half a handshake, on the connection.
-            if not answered or self._closed:
+            if not read or self._closed:
                 await lane.disconnect(nowait=True)
             if not self._closed:  # closed during the call: the lane goes with it
                 self._idle.append(lane)
-        return await script(keys=keys, args=args)
 
     async def aclose(self) -> None:
         """Disconnect the idle lanes; a lane in use disconnects once its call ends."""

@@ -183,8 +183,9 @@ class RedisChannels:
         self.problem: str | None = "starting"
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()  # while there is an inbox (``_inbox``)
-        # Emits go out at once on 4 lanes; those that come while all are busy (many
-        # sessions streaming) leave together as one pipeline when a lane frees.
+        # Up to 4 emits go out at once, each on a lane of its own (lanes.py); those
+        # that come while 4 are in flight (many sessions streaming) leave together as
+        # one pipeline when one ends.
         self._lanes = Lanes(redis, _LANES)
         self._emit: ScriptBatch[tuple[int, Event | None]] = ScriptBatch(
             redis, redis.register_script(_script("emit.lua")), self._spawn, via=self._lanes
